@@ -1,0 +1,142 @@
+//! The API's connection to RabbitMQ: one confirm-mode channel, kept alive by a supervisor that
+//! reconnects with backoff. While it is down, `channel()` is `None` and votes answer 503.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use tokio_util::sync::CancellationToken;
+use voting::backoff::Backoff;
+use voting::broker::{self, Topology};
+use voting::configuration::BrokerSettings;
+use voting::vote::VoteBatch;
+
+use crate::batcher::{BatchSink, Confirm, PublishError};
+
+pub struct BrokerLink {
+    settings: BrokerSettings,
+    topology: Topology,
+    channel: RwLock<Option<Channel>>,
+}
+
+/// How often the supervisor looks at the connection; a lost connection is noticed within this.
+const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+
+impl BrokerLink {
+    /// Starts the supervisor; it stops (closing the connection) when `stop` is cancelled.
+    pub fn start(settings: BrokerSettings, stop: CancellationToken) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
+        let link = Arc::new(Self { topology: Topology::new(&settings), settings, channel: RwLock::new(None) });
+        let task = tokio::spawn(link.clone().supervise(stop));
+        (link, task)
+    }
+
+    pub fn channel(&self) -> Option<Channel> {
+        self.channel.read().expect("lock").clone()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.channel().is_some_and(|c| c.status().connected())
+    }
+
+    fn set_channel(&self, channel: Option<Channel>) {
+        metrics::gauge!("paredao_broker_connected").set(if channel.is_some() { 1.0 } else { 0.0 });
+        *self.channel.write().expect("lock") = channel;
+    }
+
+    async fn supervise(self: Arc<Self>, stop: CancellationToken) {
+        let mut backoff = Backoff::default();
+        let mut failures: u64 = 0;
+        while !stop.is_cancelled() {
+            match self.open().await {
+                Ok((connection, channel)) => {
+                    backoff.reset();
+                    tracing::info!(queue = %self.topology.queue, "connected to RabbitMQ");
+                    failures = 0;
+                    self.set_channel(Some(channel.clone()));
+                    let stopped = watch(&connection, &channel, &stop).await;
+                    self.set_channel(None);
+                    if stopped {
+                        let _ = connection.close(200, "api shutting down".into()).await;
+                        return;
+                    }
+                    tracing::error!("lost the connection to RabbitMQ; votes answer 503 until it is back");
+                }
+                Err(e) => {
+                    // Loud at the start of an outage and then once a minute or so, not every retry.
+                    failures += 1;
+                    if failures == 1 || failures % 12 == 0 {
+                        tracing::error!(error = %e, failures, "cannot connect to RabbitMQ; retrying");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+
+    async fn open(&self) -> lapin::Result<(Connection, Channel)> {
+        let connection = broker::connect(&self.settings, "paredao-api").await?;
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        self.topology.declare(&channel).await?;
+        Ok((connection, channel))
+    }
+}
+
+/// Returns true when stopped on purpose, false when the connection or channel died.
+async fn watch(connection: &Connection, channel: &Channel, stop: &CancellationToken) -> bool {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return true,
+            _ = tokio::time::sleep(WATCH_INTERVAL) => {
+                if !connection.status().connected() || !channel.status().connected() {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+impl BatchSink for BrokerLink {
+    fn publish<'a>(&'a self, batch: &'a VoteBatch) -> BoxFuture<'a, Result<Confirm, PublishError>> {
+        Box::pin(async move {
+            let channel = self.channel().ok_or(PublishError::BrokerUnavailable)?;
+            let properties = BasicProperties::default()
+                .with_delivery_mode(2) // persistent: on disk before the broker confirms
+                .with_content_type("application/json".into())
+                .with_message_id(batch.id.to_string().into())
+                .with_timestamp((batch.sealed_at_ms / 1000) as u64);
+            let confirm = channel
+                .basic_publish(
+                    "".into(),
+                    self.topology.queue.as_str().into(),
+                    // mandatory: a batch that reaches no queue comes back instead of vanishing.
+                    BasicPublishOptions { mandatory: true, ..Default::default() },
+                    &batch.encode(),
+                    properties,
+                )
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "publishing a vote batch failed");
+                    PublishError::BrokerUnavailable
+                })?;
+            let confirm: Confirm = Box::pin(async move {
+                match confirm.await {
+                    Ok(Confirmation::Ack(None)) => Ok(()),
+                    Ok(Confirmation::Ack(Some(_returned))) => Err(PublishError::Unroutable),
+                    Ok(Confirmation::Nack(_)) => Err(PublishError::Nacked),
+                    Ok(Confirmation::NotRequested) => Err(PublishError::BrokerUnavailable),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "waiting for a publisher confirm failed");
+                        Err(PublishError::BrokerUnavailable)
+                    }
+                }
+            });
+            Ok(confirm)
+        })
+    }
+}

@@ -1,0 +1,112 @@
+//! The one error type of the HTTP boundary. Every failure becomes a JSON body
+//! `{"error": "<code>", "message": "<what was wrong>"}` with the right status; client mistakes
+//! are logged at WARN, the unexpected at ERROR, and internals never leak into a 500.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+use voting::paredao::ParedaoState;
+
+use crate::batcher::PublishError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { status: StatusCode, code: &'static str, message: String },
+    #[error("paredão '{0}' does not exist")]
+    UnknownParedao(String),
+    #[error("no paredão has been scheduled yet")]
+    NoParedao,
+    #[error("participant '{participant}' is not in paredão '{paredao}'")]
+    UnknownParticipant { paredao: String, participant: String },
+    #[error("paredão '{paredao}' is {}: votes are accepted only while it is open", state.as_str())]
+    ParedaoNotOpen { paredao: String, state: ParedaoState },
+    #[error("no such resource: {0}")]
+    NotFound(String),
+    #[error("the vote was not accepted: {0}; nothing was counted, try again")]
+    NotDurable(PublishError),
+    #[error("the service is not ready: {0}")]
+    Unavailable(&'static str),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code, e.g. `paredao_not_open`.
+    #[schema(example = "paredao_not_open")]
+    pub error: String,
+    /// What was wrong, for a person.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { status, .. } => *status,
+            ApiError::UnknownParedao(_) | ApiError::NoParedao | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::UnknownParticipant { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::ParedaoNotOpen { .. } => StatusCode::CONFLICT,
+            ApiError::NotDurable(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::UnknownParedao(_) => "unknown_paredao",
+            ApiError::NoParedao => "no_paredao",
+            ApiError::UnknownParticipant { .. } => "unknown_participant",
+            ApiError::ParedaoNotOpen { .. } => "paredao_not_open",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::NotDurable(_) => "vote_not_durable",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unexpected(_) => "internal_error",
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let (code, message) = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                ("unsupported_media_type", "send the body as JSON with 'Content-Type: application/json'".to_string())
+            }
+            JsonRejection::JsonSyntaxError(_) => ("malformed_json", format!("the body is not valid JSON: {}", rejection.body_text())),
+            JsonRejection::JsonDataError(_) => ("invalid_body", rejection.body_text()),
+            _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "the body is too large".to_string()),
+            _ => ("bad_request", rejection.body_text()),
+        };
+        // A syntax error is a 400 whatever axum would say; the others keep axum's status
+        // (415 wrong content type, 422 wrong fields, 413 too large).
+        let status = if code == "malformed_json" { StatusCode::BAD_REQUEST } else { rejection.status() };
+        ApiError::BadRequest { status, code, message }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let code = self.code();
+        let message = match &self {
+            // Details of the unexpected go to the log, not to the client.
+            ApiError::Unexpected(_) => "something went wrong on our side; try again".to_string(),
+            other => other.to_string(),
+        };
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(status = status.as_u16(), error = code, detail = ?self, "request failed");
+        } else {
+            tracing::warn!(status = status.as_u16(), error = code, message = %message, "request rejected");
+        }
+        let mut response = (status, Json(ErrorBody { error: code.to_string(), message })).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // The broker or store is usually back within seconds.
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,85 @@
+//! The paredões, held in memory and reloaded in the background: a vote checks that its paredão
+//! exists and is open without a database round trip.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+use voting::paredao::{Paredao, ParedaoId};
+use voting::store::Store;
+
+use crate::health::StoreHealth;
+
+#[derive(Default)]
+pub struct ParedaoCache {
+    by_id: ArcSwap<HashMap<ParedaoId, Arc<Paredao>>>,
+    loaded: std::sync::atomic::AtomicBool,
+}
+
+impl ParedaoCache {
+    pub fn get(&self, id: &str) -> Option<Arc<Paredao>> {
+        let id = ParedaoId::parse(id).ok()?;
+        self.by_id.load().get(&id).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Paredao>> {
+        self.by_id.load().values().cloned().collect()
+    }
+
+    /// True once the paredões have been read from the store at least once.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn replace(&self, paredoes: Vec<Paredao>) {
+        let map = paredoes.into_iter().map(|p| (p.id.clone(), Arc::new(p))).collect();
+        self.by_id.store(Arc::new(map));
+        self.loaded.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Seeds the configured paredões (once the store answers), then reloads every `every`.
+    pub fn spawn_refresher(
+        self: Arc<Self>,
+        store: Store,
+        seed: Vec<Paredao>,
+        every: Duration,
+        health: Arc<StoreHealth>,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut seeded = seed.is_empty();
+            loop {
+                if !seeded {
+                    seeded = seed_all(&store, &seed).await;
+                }
+                match store.load_paredoes().await {
+                    Ok(paredoes) => {
+                        self.replace(paredoes);
+                        health.record(true);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reloading the paredões failed; serving the last ones loaded");
+                        health.record(false);
+                    }
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        })
+    }
+}
+
+async fn seed_all(store: &Store, seed: &[Paredao]) -> bool {
+    for p in seed {
+        if let Err(e) = store.upsert_paredao(p).await {
+            tracing::warn!(error = %e, paredao = %p.id, "seeding the paredão failed; will retry");
+            return false;
+        }
+        tracing::info!(paredao = %p.id, "paredão seeded from configuration");
+    }
+    true
+}

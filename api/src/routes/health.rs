@@ -1,0 +1,43 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    pub broker_connected: bool,
+    pub store_reachable: bool,
+    pub paredoes_loaded: bool,
+    /// The anti-bot policy in force.
+    pub anti_bot: &'static str,
+}
+
+/// The process is up. Says nothing about its dependencies.
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, description = "Alive")))]
+pub async fn live() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "alive" }))
+}
+
+/// Ready to accept votes: connected to the broker, the store answering, the paredões loaded.
+#[utoipa::path(
+    get, path = "/health/ready", tag = "health",
+    responses((status = 200, description = "Ready", body = Readiness), (status = 503, description = "Not ready", body = Readiness))
+)]
+pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let broker_connected = state.broker.is_connected();
+    let store_reachable = state.store_health.is_reachable();
+    let paredoes_loaded = state.paredoes.is_loaded();
+    let ready = broker_connected && store_reachable && paredoes_loaded;
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Readiness { ready, broker_connected, store_reachable, paredoes_loaded, anti_bot: state.anti_bot.name() }))
+}
+
+/// Prometheus metrics, text exposition format.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}

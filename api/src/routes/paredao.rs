@@ -1,0 +1,48 @@
+use axum::Json;
+use axum::extract::{Path, State};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use voting::paredao::{Paredao, ParedaoId, ParedaoState, Participant};
+
+use super::{find_paredao, state_now};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParedaoView {
+    pub id: ParedaoId,
+    pub title: String,
+    pub state: ParedaoState,
+    pub opens_at: DateTime<Utc>,
+    pub closes_at: DateTime<Utc>,
+    pub participants: Vec<Participant>,
+}
+
+impl From<&Paredao> for ParedaoView {
+    fn from(p: &Paredao) -> Self {
+        Self {
+            id: p.id.clone(),
+            title: p.title.clone(),
+            state: state_now(p),
+            opens_at: p.opens_at,
+            closes_at: p.closes_at,
+            participants: p.participants.clone(),
+        }
+    }
+}
+
+/// A paredão and its participants. `current` names the one open now (else the next to open,
+/// else the last closed).
+#[utoipa::path(
+    get, path = "/api/paredoes/{paredao_id}", tag = "paredao",
+    params(("paredao_id" = String, Path, description = "A paredão id, or `current`", example = "current")),
+    responses(
+        (status = 200, description = "The paredão", body = ParedaoView),
+        (status = 404, description = "No such paredão", body = ErrorBody),
+    )
+)]
+pub async fn get_paredao(State(state): State<AppState>, Path(paredao_id): Path<String>) -> Result<Json<ParedaoView>, ApiError> {
+    let p = find_paredao(&state, &paredao_id)?;
+    Ok(Json(ParedaoView::from(p.as_ref())))
+}

@@ -1,0 +1,61 @@
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use voting::paredao::{ParedaoId, ParedaoState, ParticipantId};
+use voting::tally::percentages;
+
+use super::{find_paredao, state_now};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResultsView {
+    pub paredao_id: ParedaoId,
+    pub state: ParedaoState,
+    /// In the paredão's order; percentages have two decimals and add up to 100 (all 0 before
+    /// the first vote is counted).
+    pub participants: Vec<ParticipantShare>,
+    /// When the counts behind these numbers were read; `null` before the first read.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParticipantShare {
+    pub id: ParticipantId,
+    pub name: String,
+    #[schema(example = 52.31)]
+    pub percentage: f64,
+}
+
+/// The viewers' results: the share of the votes of each participant, from the in-memory
+/// snapshot (refreshed about every half second; cacheable for one second).
+#[utoipa::path(
+    get, path = "/api/paredoes/{paredao_id}/results", tag = "results",
+    params(("paredao_id" = String, Path, description = "The paredão id, or `current`")),
+    responses(
+        (status = 200, description = "Percentages per participant", body = ResultsView),
+        (status = 404, description = "No such paredão", body = ErrorBody),
+    )
+)]
+pub async fn get_results(State(state): State<AppState>, Path(paredao_id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let paredao = find_paredao(&state, &paredao_id)?;
+    let snapshot = state.results.snapshot();
+    let counts = snapshot.counts.get(&paredao.id);
+    let votes: Vec<u64> = paredao
+        .participants
+        .iter()
+        .map(|p| counts.and_then(|c| c.by_participant.get(&p.id)).copied().unwrap_or(0))
+        .collect();
+    let participants = paredao
+        .participants
+        .iter()
+        .zip(percentages(&votes))
+        .map(|(p, percentage)| ParticipantShare { id: p.id.clone(), name: p.name.clone(), percentage })
+        .collect();
+    let view = ResultsView { paredao_id: paredao.id.clone(), state: state_now(&paredao), participants, updated_at: snapshot.taken_at };
+    Ok(([(header::CACHE_CONTROL, "public, max-age=1")], Json(view)))
+}

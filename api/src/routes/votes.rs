@@ -1,0 +1,91 @@
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use voting::paredao::{ParedaoId, ParedaoState, ParticipantId};
+use voting::vote::Vote;
+
+use super::find_paredao;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct VoteRequest {
+    /// The participant voted for (to leave the house).
+    #[schema(example = "ana")]
+    pub participant_id: String,
+    /// Proof that a person cast this vote (the captcha solution). Not checked while the
+    /// anti-bot policy is `off`.
+    #[serde(default)]
+    pub captcha: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VoteAccepted {
+    pub paredao_id: ParedaoId,
+    pub participant_id: ParticipantId,
+    /// Always `accepted`: the vote is durable in the queue and will be counted.
+    #[schema(example = "accepted")]
+    pub status: &'static str,
+}
+
+/// Casts one vote. Answered 202 only once the vote is durable in the message queue; 503 when it
+/// could not be made durable (nothing is counted then, so trying again is safe).
+#[utoipa::path(
+    post, path = "/api/paredoes/{paredao_id}/votes", tag = "votes",
+    params(("paredao_id" = String, Path, description = "The paredão id, or `current`")),
+    request_body = VoteRequest,
+    responses(
+        (status = 202, description = "Vote accepted and durable", body = VoteAccepted),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 404, description = "No such paredão", body = ErrorBody),
+        (status = 409, description = "The paredão is not open", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Unknown participant or missing field", body = ErrorBody),
+        (status = 503, description = "The vote could not be made durable; try again", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(name = "cast_vote", skip_all, fields(paredao = %paredao_id, participant = tracing::field::Empty))]
+pub async fn cast_vote(
+    State(state): State<AppState>,
+    Path(paredao_id): Path<String>,
+    body: Result<Json<VoteRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<VoteAccepted>), ApiError> {
+    let outcome = accept(&state, &paredao_id, body).await;
+    match &outcome {
+        Ok(_) => metrics::counter!("paredao_votes_accepted_total").increment(1),
+        Err(e) => metrics::counter!("paredao_votes_rejected_total", "reason" => e.code()).increment(1),
+    }
+    outcome
+}
+
+async fn accept(
+    state: &AppState,
+    paredao_id: &str,
+    body: Result<Json<VoteRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<VoteAccepted>), ApiError> {
+    let Json(request) = body?;
+    tracing::Span::current().record("participant", request.participant_id.as_str());
+    let paredao = find_paredao(state, paredao_id)?;
+    let now = Utc::now();
+    match paredao.state_at(now) {
+        ParedaoState::Open => {}
+        other => return Err(ApiError::ParedaoNotOpen { paredao: paredao.id.to_string(), state: other }),
+    }
+    let participant = paredao.participant(&request.participant_id).ok_or_else(|| ApiError::UnknownParticipant {
+        paredao: paredao.id.to_string(),
+        participant: request.participant_id.clone(),
+    })?;
+    state.anti_bot.check(&paredao, request.captcha.as_deref())?;
+
+    let vote = Vote::new(paredao.id.clone(), participant.id.clone(), now);
+    state.batcher.submit(vote).await.map_err(ApiError::NotDurable)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(VoteAccepted { paredao_id: paredao.id.clone(), participant_id: participant.id.clone(), status: "accepted" }),
+    ))
+}

@@ -1,0 +1,156 @@
+//! Start-up in one place: build everything from `Settings`, bind (port 0 allowed), run until
+//! told to stop, then shut down in the order that loses nothing.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Request, Uri};
+use axum_prometheus::{EndpointLabel, PrometheusMetricLayerBuilder};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+use voting::configuration::Settings;
+use voting::store::Store;
+
+use crate::anti_bot::AntiBot;
+use crate::batcher::{Batcher, BatcherTask};
+use crate::broker_link::BrokerLink;
+use crate::error::ApiError;
+use crate::health::StoreHealth;
+use crate::openapi::{ApiDoc, SPEC_PATH};
+use crate::paredao_cache::ParedaoCache;
+use crate::results_cache::ResultsCache;
+use crate::routes;
+use crate::state::AppState;
+
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    router: Router,
+    background: Background,
+}
+
+/// What runs beside the HTTP server, stopped after it.
+struct Background {
+    batcher: BatcherTask,
+    refreshers_stop: CancellationToken,
+    refreshers: Vec<tokio::task::JoinHandle<()>>,
+    broker_stop: CancellationToken,
+    broker_task: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let metrics = voting::metrics_exporter::prometheus_handle();
+        // Connecting is lazy: a store that is down at start-up only delays readiness.
+        let store = Store::connect(&settings.store).await?;
+        let store_health = Arc::new(StoreHealth::default());
+
+        let broker_stop = CancellationToken::new();
+        let (broker, broker_task) = BrokerLink::start(settings.broker.clone(), broker_stop.clone());
+        let (batcher, batcher_task) = Batcher::start(settings.batcher.clone(), broker.clone());
+
+        let refreshers_stop = CancellationToken::new();
+        let paredoes = Arc::new(ParedaoCache::default());
+        let results = Arc::new(ResultsCache::default());
+        let app = &settings.application;
+        let refreshers = vec![
+            paredoes.clone().spawn_refresher(
+                store.clone(),
+                settings.seed.clone(),
+                Duration::from_millis(app.paredoes_refresh_ms),
+                store_health.clone(),
+                refreshers_stop.clone(),
+            ),
+            results.clone().spawn_refresher(
+                store.clone(),
+                Duration::from_millis(app.results_refresh_ms),
+                store_health.clone(),
+                refreshers_stop.clone(),
+            ),
+        ];
+
+        let state = AppState { paredoes, results, batcher, broker, store_health, anti_bot: AntiBot::Off, metrics };
+        let router = router(state, app.body_limit_bytes);
+
+        let listener = TcpListener::bind((app.host.as_str(), app.port)).await?;
+        let port = listener.local_addr()?.port();
+        tracing::info!(port, anti_bot = AntiBot::Off.name(), "api listening");
+        Ok(Self {
+            listener,
+            port,
+            router,
+            background: Background { batcher: batcher_task, refreshers_stop, refreshers, broker_stop, broker_task },
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
+    /// (their votes are confirmed by the broker first), flushes the batcher, and closes the
+    /// broker connection last.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        let bg = self.background;
+        bg.batcher.close().await;
+        bg.refreshers_stop.cancel();
+        for r in bg.refreshers {
+            let _ = r.await;
+        }
+        bg.broker_stop.cancel();
+        let _ = bg.broker_task.await;
+        tracing::info!("api stopped");
+        Ok(served?)
+    }
+}
+
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    let (api_router, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::paredao::get_paredao))
+        .routes(routes!(routes::votes::cast_vote))
+        .routes(routes!(routes::results::get_results))
+        .routes(routes!(routes::stats::get_stats))
+        .routes(routes!(routes::health::live))
+        .routes(routes!(routes::health::ready))
+        .split_for_parts();
+
+    let (prometheus_layer, _) = PrometheusMetricLayerBuilder::new()
+        // Unmatched paths would otherwise each become a label value.
+        .with_endpoint_label_type(EndpointLabel::MatchedPathWithFallbackFn(|_| "unmatched".to_string()))
+        .with_metrics_from_fn(|| state.metrics.clone())
+        .build_pair();
+
+    api_router
+        .route("/metrics", axum::routing::get(routes::health::metrics))
+        .merge(SwaggerUi::new("/swagger").url(SPEC_PATH, spec))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(prometheus_layer)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    // nginx sends its $request_id; without nginx SetRequestIdLayer made one.
+                    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("http_request", method = %req.method(), path = %req.uri().path(), request_id = %request_id)
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Micros)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(uri.path().to_string())
+}

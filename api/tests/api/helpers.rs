@@ -1,0 +1,113 @@
+//! Spawns the real API (and, where asked, a consumer) on random ports against the test
+//! RabbitMQ and MongoDB-protocol server, each test with its own queue and database.
+
+use std::time::Duration;
+
+use api::startup::Application;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use voting::configuration::Settings;
+use voting::testing::eventually;
+
+pub use voting::testing::{CLOSED, OPEN, SCHEDULED, test_settings};
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    api_stop: CancellationToken,
+    api: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    consumer_stop: CancellationToken,
+}
+
+/// The API and a consumer, ready (broker connected, store reachable, paredões loaded).
+pub async fn spawn_app() -> TestApp {
+    spawn_with(test_settings(), true).await
+}
+
+pub async fn spawn_with(settings: Settings, with_consumer: bool) -> TestApp {
+    voting::telemetry::init_test_subscriber();
+    let consumer_stop = CancellationToken::new();
+    if with_consumer {
+        let consumer = consumer::startup::Consumer::build(settings.clone()).await.expect("consumer builds");
+        let stop = consumer_stop.clone();
+        tokio::spawn(consumer.run_until_stopped(async move { stop.cancelled().await }));
+    }
+    let app = Application::build(settings.clone()).await.expect("api builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let api_stop = CancellationToken::new();
+    let stop = api_stop.clone();
+    let api = tokio::spawn(app.run_until_stopped(async move { stop.cancelled().await }));
+    let test_app = TestApp {
+        address,
+        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        settings,
+        api_stop,
+        api: Some(api),
+        consumer_stop,
+    };
+    test_app.wait_until_ready().await;
+    test_app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn wait_until_ready(&self) {
+        eventually("the api to be ready", Duration::from_secs(30), || async {
+            let r = self.client.get(self.url("/health/ready")).send().await.ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await
+    }
+
+    pub async fn vote(&self, paredao: &str, participant: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/api/paredoes/{paredao}/votes")))
+            .json(&serde_json::json!({ "participant_id": participant }))
+            .send()
+            .await
+            .expect("the api answers")
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self.client.get(self.url(path)).send().await.expect("the api answers");
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("a JSON body"))
+    }
+
+    pub async fn stats(&self, paredao: &str) -> Value {
+        let (status, body) = self.get_json(&format!("/api/paredoes/{paredao}/stats")).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Waits until the statistics count exactly `expected` votes (failing if they ever
+    /// count more), and returns them.
+    pub async fn wait_for_total(&self, paredao: &str, expected: u64) -> Value {
+        eventually(&format!("{expected} votes counted in {paredao}"), Duration::from_secs(60), || async {
+            let stats = self.stats(paredao).await;
+            let total = stats["total_votes"].as_u64().unwrap();
+            assert!(total <= expected, "counted {total} votes, more than the {expected} accepted");
+            (total == expected).then_some(stats)
+        })
+        .await
+    }
+
+    /// Stops the API the way SIGTERM does and waits until it has shut down.
+    pub async fn stop_api(&mut self) {
+        self.api_stop.cancel();
+        if let Some(api) = self.api.take() {
+            api.await.expect("the api task").expect("the api stops cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.api_stop.cancel();
+        self.consumer_stop.cancel();
+    }
+}

@@ -1,0 +1,10 @@
+//! API integration tests: the real app on a random port, against the real RabbitMQ and
+//! MongoDB-protocol server started by `./run.sh test`.
+
+mod docs;
+mod health;
+mod helpers;
+mod input;
+mod outage;
+mod shutdown;
+mod votes;

@@ -1,0 +1,6 @@
+//! The Paredão vote consumer: RabbitMQ → counters in MongoDB, each vote exactly once.
+
+pub mod http;
+pub mod startup;
+pub mod status;
+pub mod worker;

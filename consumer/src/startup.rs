@@ -1,0 +1,79 @@
+//! Start-up in one place: build from `Settings`, bind the HTTP side (port 0 allowed), consume
+//! until told to stop.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use voting::configuration::Settings;
+use voting::store::Store;
+
+use crate::status::Status;
+use crate::worker::Worker;
+
+pub struct Consumer {
+    listener: TcpListener,
+    port: u16,
+    worker: Worker,
+    store: Store,
+    status: Arc<Status>,
+}
+
+/// How often an idle consumer checks that the store still answers (for readiness).
+const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Consumer {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        voting::metrics_exporter::prometheus_handle();
+        let store = Store::connect(&settings.store).await?;
+        let status = Arc::new(Status::default());
+        let worker = Worker::new(settings.consumer.clone(), settings.broker.clone(), store.clone(), status.clone());
+        let listener = TcpListener::bind((settings.consumer.host.as_str(), settings.consumer.port)).await?;
+        let port = listener.local_addr()?.port();
+        tracing::info!(port, "consumer health and metrics listening");
+        Ok(Self { listener, port, worker, store, status })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let http_stop = CancellationToken::new();
+        let router = crate::http::router(self.status.clone(), voting::metrics_exporter::prometheus_handle());
+        let http = {
+            let http_stop = http_stop.clone();
+            tokio::spawn(async move {
+                axum::serve(self.listener, router).with_graceful_shutdown(http_stop.cancelled_owned()).await
+            })
+        };
+        let probe = {
+            let (store, status, stop) = (self.store.clone(), self.status.clone(), stop.clone());
+            tokio::spawn(async move {
+                loop {
+                    status.set_store(store.ping().await.is_ok());
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(STORE_PROBE_INTERVAL) => {}
+                    }
+                }
+            })
+        };
+        {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stop.cancel();
+            });
+        }
+        self.worker.run(stop.clone()).await;
+        stop.cancel();
+        let _ = probe.await;
+        http_stop.cancel();
+        http.await??;
+        Ok(())
+    }
+}

@@ -1,0 +1,94 @@
+//! The consumer killed with SIGKILL in the middle of a stream of votes, twice, and restarted:
+//! every vote the API accepted is counted, exactly once.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use voting::configuration::Settings;
+use voting::store::Store;
+use voting::testing::{OPEN, eventually, test_settings};
+
+use crate::helpers::{Publisher, wait_for_counted};
+
+fn start_consumer_process(settings: &Settings) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_consumer"))
+        .env("APP_ENVIRONMENT", "local")
+        .env("APP_BROKER__URL", settings.broker.url.expose_secret())
+        .env("APP_BROKER__QUEUE", &settings.broker.queue)
+        .env("APP_STORE__URL", settings.store.url.expose_secret())
+        .env("APP_STORE__DATABASE", &settings.store.database)
+        .env("APP_CONSUMER__PORT", "0")
+        // Small writes, so that a kill lands between a commit and its acks now and then.
+        .env("APP_CONSUMER__MAX_MESSAGES_PER_WRITE", "3")
+        .env("APP_CONSUMER__PREFETCH", "20")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the consumer binary starts")
+}
+
+#[tokio::test]
+async fn a_consumer_killed_mid_stream_counts_every_accepted_vote_exactly_once() {
+    voting::telemetry::init_test_subscriber();
+    let mut settings = test_settings();
+    // Many small messages: more kills land mid-message-stream.
+    settings.batcher.max_votes = 10;
+    settings.batcher.max_wait_ms = 1;
+    let store = Store::connect(&settings.store).await.unwrap();
+    let publisher = Publisher::connect(&settings).await;
+
+    let api = api::startup::Application::build(settings.clone()).await.unwrap();
+    let url = format!("http://127.0.0.1:{}/api/paredoes/{OPEN}/votes", api.port());
+    tokio::spawn(api.run_until_stopped(std::future::pending()));
+    let client = reqwest::Client::new();
+    eventually("the api to accept votes", Duration::from_secs(30), || async {
+        let r = client.post(&url).json(&serde_json::json!({ "participant_id": "ana" })).send().await.ok()?;
+        (r.status() == 202).then_some(())
+    })
+    .await;
+    let accepted = Arc::new(AtomicU64::new(1));
+
+    let mut consumer = start_consumer_process(&settings);
+    let mut senders = Vec::new();
+    for i in 0..8 {
+        let (client, url, accepted) = (client.clone(), url.clone(), accepted.clone());
+        senders.push(tokio::spawn(async move {
+            let who = ["ana", "bia", "caio"][i % 3];
+            for _ in 0..500 {
+                let r = client.post(&url).json(&serde_json::json!({ "participant_id": who })).send().await.unwrap();
+                assert_eq!(r.status(), 202, "the API keeps accepting while the consumer is down");
+                accepted.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+
+    for round in 1..=2 {
+        // Kill it once it is visibly counting, then start a new one.
+        let before = store.load_counters().await.unwrap().total();
+        eventually(&format!("round {round}: the consumer to count"), Duration::from_secs(30), || async {
+            (store.load_counters().await.ok()?.total() > before + 200).then_some(())
+        })
+        .await;
+        consumer.kill().expect("SIGKILL");
+        consumer.wait().unwrap();
+        consumer = start_consumer_process(&settings);
+    }
+
+    for s in senders {
+        s.await.unwrap();
+    }
+    let accepted = accepted.load(Ordering::SeqCst);
+    assert_eq!(accepted, 4001);
+    wait_for_counted(&store, accepted).await;
+    // And it stays there once the queue is empty (no late redelivery adds to it).
+    eventually("the queue to drain", Duration::from_secs(30), || async {
+        (publisher.ready_in(&publisher.topology.queue).await == 0).then_some(())
+    })
+    .await;
+    consumer.kill().unwrap();
+    consumer.wait().unwrap();
+    assert_eq!(store.load_counters().await.unwrap().total(), accepted);
+}

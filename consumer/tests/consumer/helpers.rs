@@ -1,0 +1,85 @@
+use std::time::Duration;
+
+use chrono::Utc;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection};
+use tokio_util::sync::CancellationToken;
+use voting::broker::Topology;
+use voting::configuration::Settings;
+use voting::paredao::{ParedaoId, ParticipantId};
+use voting::store::Store;
+use voting::testing::{OPEN, eventually};
+use voting::vote::{Vote, VoteBatch};
+
+/// A publisher straight to the test queue, as the API would, for messages the API never sends.
+pub struct Publisher {
+    _connection: Connection,
+    pub channel: Channel,
+    pub topology: Topology,
+}
+
+impl Publisher {
+    pub async fn connect(settings: &Settings) -> Self {
+        let connection = voting::broker::connect(&settings.broker, "test-publisher").await.unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        let topology = Topology::new(&settings.broker);
+        topology.declare(&channel).await.unwrap();
+        Self { _connection: connection, channel, topology }
+    }
+
+    pub async fn publish(&self, payload: &[u8]) {
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                self.topology.queue.as_str().into(),
+                BasicPublishOptions::default(),
+                payload,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+
+    /// Messages ready in a queue (not counting those delivered and unacked).
+    pub async fn ready_in(&self, queue: &str) -> u32 {
+        let q = self
+            .channel
+            .queue_declare(queue.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+            .await
+            .unwrap();
+        q.message_count()
+    }
+}
+
+pub fn batch(participant: &str, n: usize) -> VoteBatch {
+    let votes = (0..n)
+        .map(|_| Vote::new(ParedaoId::parse(OPEN).unwrap(), ParticipantId::parse(participant).unwrap(), Utc::now()))
+        .collect();
+    VoteBatch::seal(votes, Utc::now())
+}
+
+/// A consumer running in this process until the returned token is cancelled.
+pub async fn spawn_consumer(settings: &Settings) -> CancellationToken {
+    voting::telemetry::init_test_subscriber();
+    let consumer = consumer::startup::Consumer::build(settings.clone()).await.unwrap();
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(consumer.run_until_stopped(async move { s.cancelled().await }));
+    stop
+}
+
+/// Waits until the store counts exactly `expected` votes (failing if it ever counts more).
+pub async fn wait_for_counted(store: &Store, expected: u64) {
+    eventually(&format!("{expected} votes counted"), Duration::from_secs(60), || async {
+        let counted = store.load_counters().await.ok()?.total();
+        assert!(counted <= expected, "counted {counted} votes, more than the {expected} sent");
+        (counted == expected).then_some(())
+    })
+    .await
+}

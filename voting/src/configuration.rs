@@ -1,0 +1,128 @@
+//! Configuration, in one place for both services.
+//!
+//! Layers, later ones winning: `configuration/base.yaml`, then `configuration/$APP_ENVIRONMENT.yaml`
+//! (`local` by default, or `production`), then environment variables prefixed `APP_` with `__`
+//! between levels: `APP_APPLICATION__PORT=8081`, `APP_BROKER__URL=amqp://…`.
+
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::paredao::Paredao;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub application: ApplicationSettings,
+    pub batcher: BatcherSettings,
+    pub consumer: ConsumerSettings,
+    pub broker: BrokerSettings,
+    pub store: StoreSettings,
+    /// Paredões written to the store at start-up (an upsert by id), until the admin area exists.
+    #[serde(default)]
+    pub seed: Vec<Paredao>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApplicationSettings {
+    pub host: String,
+    pub port: u16,
+    /// Largest request body accepted, in bytes; a vote is well under 1 KiB.
+    pub body_limit_bytes: usize,
+    /// How often each replica reloads the paredões and the counters it serves from memory.
+    pub paredoes_refresh_ms: u64,
+    pub results_refresh_ms: u64,
+}
+
+/// Group commit: a batch is published when it holds `max_votes` or its first vote has waited
+/// `max_wait_ms`, whichever comes first.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BatcherSettings {
+    pub max_votes: usize,
+    pub max_wait_ms: u64,
+    /// Batches published and not yet confirmed, at most; beyond it the batcher waits.
+    pub max_in_flight: usize,
+    /// Votes waiting for a batch, at most; beyond it new votes wait for room.
+    pub queue_capacity: usize,
+    /// A batch not confirmed by then is answered 503.
+    pub confirm_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsumerSettings {
+    pub host: String,
+    /// Port of the consumer's health and metrics endpoints.
+    pub port: u16,
+    /// Messages RabbitMQ hands over before the first ack.
+    pub prefetch: u16,
+    /// Messages folded into one MongoDB transaction, at most.
+    pub max_messages_per_write: usize,
+    /// How long to wait for more messages once the first arrived, before writing.
+    pub max_wait_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BrokerSettings {
+    pub url: SecretString,
+    /// The durable vote queue; its dead letters go to `<queue>.dead` through `<queue>.dlx`.
+    pub queue: String,
+    /// `classic` locally; `quorum` where RabbitMQ runs as a cluster.
+    pub queue_type: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreSettings {
+    /// MongoDB connection string. With the local MongoDB-protocol server it must carry
+    /// `retryWrites=false` (with retryable writes it slows to a crawl after ~10k writes).
+    pub url: SecretString,
+    pub database: String,
+}
+
+impl BrokerSettings {
+    pub fn url(&self) -> &str {
+        self.url.expose_secret()
+    }
+}
+
+impl StoreSettings {
+    pub fn url(&self) -> &str {
+        self.url.expose_secret()
+    }
+}
+
+/// The folder holding `base.yaml`: `$APP_CONFIG_DIR`, else `./configuration`, else the one in
+/// this source tree (so tests run from any crate folder find it).
+pub fn configuration_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("APP_CONFIG_DIR") {
+        return dir.into();
+    }
+    let here = PathBuf::from("configuration");
+    if here.join("base.yaml").exists() {
+        return here;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configuration")
+}
+
+pub fn get_configuration() -> Result<Settings, config::ConfigError> {
+    let dir = configuration_dir();
+    let environment = std::env::var("APP_ENVIRONMENT").unwrap_or_else(|_| "local".into());
+    config::Config::builder()
+        .add_source(config::File::from(dir.join("base.yaml")))
+        .add_source(config::File::from(dir.join(format!("{environment}.yaml"))).required(false))
+        .add_source(config::Environment::with_prefix("APP").prefix_separator("_").separator("__"))
+        .build()?
+        .try_deserialize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_configuration_parses_and_seeds_an_open_paredao_locally() {
+        let settings = get_configuration().expect("base.yaml + local.yaml parse");
+        assert!(!settings.seed.is_empty(), "local.yaml seeds a paredão");
+        assert!(settings.batcher.max_votes > 1);
+        assert!(settings.store.url().contains("retryWrites=false"));
+    }
+}

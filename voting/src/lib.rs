@@ -1,0 +1,16 @@
+//! What the API and the consumer share: the voting domain (paredão, vote, tally), and the
+//! configuration, telemetry, broker and store code both services stand on.
+
+pub mod backoff;
+pub mod broker;
+pub mod configuration;
+pub mod metrics_exporter;
+pub mod paredao;
+pub mod shutdown;
+pub mod slug;
+pub mod store;
+pub mod tally;
+pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod vote;
