@@ -92,3 +92,31 @@ async fn a_consumer_killed_mid_stream_counts_every_accepted_vote_exactly_once() 
     consumer.wait().unwrap();
     assert_eq!(store.load_counters().await.unwrap().total(), accepted);
 }
+
+#[tokio::test]
+async fn a_consumer_stopped_with_sigterm_exits_cleanly_and_promptly() {
+    let settings = test_settings();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_consumer"))
+        .env("APP_BROKER__URL", settings.broker.url.expose_secret())
+        .env("APP_BROKER__QUEUE", &settings.broker.queue)
+        .env("APP_STORE__URL", settings.store.url.expose_secret())
+        .env("APP_STORE__DATABASE", &settings.store.database)
+        .env("APP_CONSUMER__PORT", port.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the consumer to be ready", Duration::from_secs(30), || async {
+        let r = reqwest::get(format!("http://127.0.0.1:{port}/health/ready")).await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = eventually("the consumer to exit", Duration::from_secs(15), || {
+        let status = child.try_wait().unwrap();
+        async move { status }
+    })
+    .await;
+    assert!(status.success(), "exit status {status:?}");
+}

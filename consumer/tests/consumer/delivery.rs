@@ -53,3 +53,39 @@ async fn a_poison_message_lands_in_the_dead_letter_queue_and_the_consumer_goes_o
     let first = publisher.channel.basic_get(dead.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap().unwrap();
     assert_eq!(first.delivery.data, b"this is not a vote batch");
 }
+
+#[tokio::test]
+async fn the_consumer_reconnects_when_the_broker_and_the_store_come_back() {
+    use voting::testing::{TcpProxy, amqp_url, mongo_url, port_of, with_port};
+    let settings = test_settings();
+    let publisher = Publisher::connect(&settings).await;
+    let store = Store::connect(&settings.store).await.unwrap();
+    let broker_proxy = TcpProxy::start(port_of(&amqp_url())).await;
+    let store_proxy = TcpProxy::start(port_of(&mongo_url())).await;
+    let mut through_proxies = settings.clone();
+    through_proxies.broker.url = with_port(&amqp_url(), broker_proxy.port).into();
+    through_proxies.store.url = with_port(&mongo_url(), store_proxy.port).into();
+    let _stop = spawn_consumer(&through_proxies).await;
+
+    publisher.publish(&batch("ana", 2).encode()).await;
+    wait_for_counted(&store, 2).await;
+
+    // The broker goes away and comes back: the consumer reconnects on its own.
+    broker_proxy.cut();
+    publisher.publish(&batch("ana", 3).encode()).await;
+    broker_proxy.restore();
+    wait_for_counted(&store, 5).await;
+
+    // The store goes away: the votes wait (unacked) and are written once it is back.
+    store_proxy.cut();
+    publisher.publish(&batch("bia", 4).encode()).await;
+    eventually("the consumer to hold the message", Duration::from_secs(10), || async {
+        (publisher.ready_in(&publisher.topology.queue).await == 0).then_some(())
+    })
+    .await;
+    // Give it a couple of write attempts against the dead store; nothing may be counted.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(store.load_counters().await.unwrap().total(), 5);
+    store_proxy.restore();
+    wait_for_counted(&store, 9).await;
+}
