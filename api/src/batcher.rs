@@ -161,7 +161,12 @@ async fn run(
 
 fn finish(waiters: Vec<oneshot::Sender<Result<(), PublishError>>>, outcome: Result<(), PublishError>, started: Instant) {
     let label = match outcome {
-        Ok(()) => "confirmed",
+        Ok(()) => {
+            // Counted here, where the votes became durable, rather than in the handler: a
+            // client that hangs up after this point still has its vote counted.
+            metrics::counter!("paredao_votes_accepted_total").increment(waiters.len() as u64);
+            "confirmed"
+        }
         Err(e) => {
             tracing::warn!(error = %e, votes = waiters.len(), "a vote batch was not confirmed; its votes answer 503");
             e.label()

@@ -12,7 +12,7 @@ use axum_prometheus::{EndpointLabel, PrometheusMetricLayerBuilder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -143,10 +143,24 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
                 .make_span_with(|req: &Request<_>| {
                     // nginx sends its $request_id; without nginx SetRequestIdLayer made one.
                     let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("http_request", method = %req.method(), path = %req.uri().path(), request_id = %request_id)
+                    // One span per request; its END line (with `elapsed_milliseconds`) is the access
+                    // log line, so no separate response event is written. Handlers record the
+                    // paredão and participant into it.
+                    tracing::info_span!(
+                        "http_request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %request_id,
+                        status = tracing::field::Empty,
+                        paredao = tracing::field::Empty,
+                        participant = tracing::field::Empty,
+                    )
                 })
                 .on_request(())
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Micros)),
+                .on_response(|res: &axum::http::Response<_>, _latency: Duration, span: &tracing::Span| {
+                    span.record("status", res.status().as_u16());
+                })
+                .on_failure(()),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
