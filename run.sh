@@ -1,0 +1,983 @@
+#!/usr/bin/env bash
+# Runs Paredão on this machine.
+#
+#   ./run.sh up            install what is missing, build, start the local stack, print its URLs
+#   ./run.sh down [test]   stop the local stack (or what is left of a test stack)
+#   ./run.sh status [test] each component: running or stopped, pid, port
+#   ./run.sh logs [name]   follow the local stack's logs (all of them, or one: api-1, rabbitmq, ...)
+#   ./run.sh test          start a private test stack on free ports, run every test, stop it
+#   ./run.sh build         cargo build --release -p api -p consumer
+#
+# Everything a stack writes lives in run/<stack>/ (git-ignored): pids/<name>.pid, logs/<name>.log,
+# and one directory per server for its config and data. Every server binds to 127.0.0.1 only.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+RUN_ROOT="$REPO/run"
+
+# ---------------------------------------------------------------------------------------------
+# Ports of the local stack. Each one can be overridden from the environment. Keep them below
+# 32768 (the kernel's ephemeral range starts there) and outside 35672-35682, which Debian's
+# RabbitMQ keeps for its CLI tools' own Erlang node.
+# ---------------------------------------------------------------------------------------------
+NGINX_PORT="${PAREDAO_NGINX_PORT:-8080}"
+API_PORTS="${PAREDAO_API_PORTS:-8081 8082}"          # one API replica per port: api-1, api-2, ...
+CONSUMER_PORT="${PAREDAO_CONSUMER_PORT:-8091}"
+AMQP_PORT="${PAREDAO_AMQP_PORT:-5672}"
+RABBITMQ_DIST_PORT="${PAREDAO_RABBITMQ_DIST_PORT:-25672}"
+EPMD_PORT="${PAREDAO_EPMD_PORT:-4369}"
+RABBITMQ_MGMT_PORT="${PAREDAO_RABBITMQ_MGMT_PORT:-15672}"
+RABBITMQ_PROMETHEUS_PORT="${PAREDAO_RABBITMQ_PROMETHEUS_PORT:-15692}"
+MONGO_PORT="${PAREDAO_MONGO_PORT:-27017}"
+PROMETHEUS_PORT="${PAREDAO_PROMETHEUS_PORT:-9090}"
+NGINX_EXPORTER_PORT="${PAREDAO_NGINX_EXPORTER_PORT:-9113}"
+NODE_EXPORTER_PORT="${PAREDAO_NODE_EXPORTER_PORT:-9100}"
+
+# The test stack takes free ports from this range at run time, never one of the local stack's.
+TEST_PORT_MIN=20000
+TEST_PORT_MAX=32000
+
+# How long a component may take to become ready, and to stop before it is killed.
+READY_TIMEOUT="${PAREDAO_READY_TIMEOUT:-60}"
+RABBITMQ_READY_TIMEOUT="${PAREDAO_RABBITMQ_READY_TIMEOUT:-90}"
+STOP_TIMEOUT="${PAREDAO_STOP_TIMEOUT:-15}"
+
+RABBITMQ_BIN=/usr/lib/rabbitmq/bin      # not /usr/sbin: that wrapper switches user and HOME
+SECANTUSD="$REPO/.venv/bin/secantusd-py"
+API_BIN="$REPO/target/release/api"
+CONSUMER_BIN="$REPO/target/release/consumer"
+
+# Set by use_stack.
+STACK=""
+STACK_DIR=""
+PID_DIR=""
+LOG_DIR=""
+# Set by start_mongo (or read back from the stack's stack.env).
+MONGO_URL=""
+MONGO_KIND=""
+# Set by launch_rabbitmq, to tell how long the broker took to boot.
+RABBITMQ_LAUNCHED_AT=""
+# Set by `up`, so that a failure says what is left running.
+STARTING_LOCAL_STACK=0
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------------------------
+log() { printf '==> %s\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    if [[ "$STARTING_LOCAL_STACK" == 1 ]]; then
+        printf 'what did start is still running: ./run.sh status shows it, ./run.sh down stops it\n' >&2
+    fi
+    exit 1
+}
+
+# Milliseconds since the epoch (EPOCHREALTIME's separator follows the locale: keep digits only).
+now_ms() { local t="${EPOCHREALTIME//[!0-9]/}"; printf '%s' "$((10#$t / 1000))"; }
+elapsed() { local ms=$(( $(now_ms) - $1 )); printf '%d.%ds' "$((ms / 1000))" "$(((ms % 1000) / 100))"; }
+
+amqp_url() { printf 'amqp://guest:guest@127.0.0.1:%s/%%2f' "$AMQP_PORT"; }
+
+# Selects the stack the following functions work on: "local" or "test".
+use_stack() {
+    STACK="$1"
+    STACK_DIR="$RUN_ROOT/$STACK"
+    PID_DIR="$STACK_DIR/pids"
+    LOG_DIR="$STACK_DIR/logs"
+}
+
+make_stack_dirs() {
+    mkdir -p "$PID_DIR" "$LOG_DIR"
+}
+
+# The ports a stack was started with, so that `down` and `status` see the same ones even when the
+# environment that overrode them is gone.
+save_stack_env() {
+    local var
+    {
+        printf '# Written by run.sh when the %s stack started.\n' "$STACK"
+        for var in NGINX_PORT API_PORTS CONSUMER_PORT AMQP_PORT RABBITMQ_DIST_PORT EPMD_PORT \
+            RABBITMQ_MGMT_PORT RABBITMQ_PROMETHEUS_PORT MONGO_PORT MONGO_URL MONGO_KIND \
+            PROMETHEUS_PORT NGINX_EXPORTER_PORT NODE_EXPORTER_PORT; do
+            printf '%s=%q\n' "$var" "${!var}"
+        done
+    } >"$STACK_DIR/stack.env"
+}
+
+load_stack_env() {
+    if [[ -f "$STACK_DIR/stack.env" ]]; then
+        # shellcheck source=/dev/null
+        source "$STACK_DIR/stack.env"
+    fi
+}
+
+# A zombie still answers kill -0; it counts as stopped.
+pid_alive() {
+    local pid="$1"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null
+}
+
+pid_of() {
+    local file="$PID_DIR/$1.pid"
+    [[ -s "$file" ]] || return 1
+    tr -dc '0-9' <"$file"
+}
+
+is_running() {
+    local pid
+    pid="$(pid_of "$1")" || return 1
+    pid_alive "$pid"
+}
+
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# http_ok <url> [curl options...]: true when the URL answers 200.
+http_ok() {
+    local url="$1"
+    shift
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$@" "$url" 2>/dev/null)" == 200 ]]
+}
+
+# Refuses to start a component on a port that something else already holds: it would fail later,
+# and more obscurely.
+ensure_port_free() {
+    local name="$1" port="$2"
+    if port_open "$port"; then
+        die "cannot start $name: 127.0.0.1:$port is already in use by another process (ss -ltnp 'sport = :$port' tells which); stop it or choose another port"
+    fi
+}
+
+show_log_tail() {
+    local file="$1"
+    if [[ -s "$file" ]]; then
+        printf -- '--- last lines of %s ---\n' "$file" >&2
+        tail -n 25 "$file" >&2
+        printf -- '---\n' >&2
+    fi
+}
+
+# wait_until <what> <timeout-seconds> <pid-or-empty> <check command...>
+# Polls the check until it passes. Gives up at the deadline, or at once when the process that
+# should answer has exited. The log shown on failure is that of the first word of <what>.
+wait_until() {
+    local name="$1" timeout="$2" pid="$3"
+    shift 3
+    local logfile="$LOG_DIR/${name%% *}.log"
+    local start deadline
+    start="$(now_ms)"
+    deadline=$((start + timeout * 1000))
+    until "$@"; do
+        if [[ -n "$pid" ]] && ! pid_alive "$pid"; then
+            show_log_tail "$logfile"
+            die "$name exited before it was ready (log: $logfile)"
+        fi
+        if (($(now_ms) > deadline)); then
+            show_log_tail "$logfile"
+            die "$name was not ready within ${timeout}s (log: $logfile)"
+        fi
+        sleep 0.1
+    done
+    log "$name ready in $(elapsed "$start")"
+}
+
+# start_process <name> <port> <command...>
+# Starts a foreground server in its own session (so a Ctrl-C or a closed terminal does not reach
+# it), with its output in logs/<name>.log and its pid in pids/<name>.pid. Does nothing when it is
+# already running.
+start_process() {
+    local name="$1" port="$2"
+    shift 2
+    if is_running "$name"; then
+        log "$name already running (pid $(pid_of "$name"))"
+        return 0
+    fi
+    ensure_port_free "$name" "$port"
+    log "starting $name on 127.0.0.1:$port"
+    (cd "$REPO" && exec setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null) &
+    echo "$!" >"$PID_DIR/$name.pid"
+}
+
+# stop_process <name> [signal]
+# Asks the process to stop, gives it STOP_TIMEOUT seconds, then kills it and its children.
+stop_process() {
+    local name="$1" signal="${2:-TERM}" pid
+    if ! pid="$(pid_of "$name")" || ! pid_alive "$pid"; then
+        rm -f "$PID_DIR/$name.pid"
+        return 0
+    fi
+    log "stopping $name (pid $pid)"
+    local children
+    children="$(ps -o pid= --ppid "$pid" 2>/dev/null | tr '\n' ' ' || true)"
+    kill "-$signal" "$pid" 2>/dev/null || true
+    local deadline=$(($(now_ms) + STOP_TIMEOUT * 1000))
+    while pid_alive "$pid" && (($(now_ms) < deadline)); do
+        sleep 0.1
+    done
+    if pid_alive "$pid"; then
+        warn "$name (pid $pid) still running after ${STOP_TIMEOUT}s; killing it"
+        local child
+        for child in $children; do kill -KILL "$child" 2>/dev/null || true; done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    # Reap it when it is our own child, so it does not linger as a zombie.
+    wait "$pid" 2>/dev/null || true
+    rm -f "$PID_DIR/$name.pid"
+}
+
+# render_template <source> <destination> KEY=VALUE...
+# Replaces every @KEY@ in source, except on comment lines (where the templates document their
+# placeholders); a value may span several lines.
+render_template() {
+    local src="$1" dst="$2"
+    shift 2
+    local args=() pair key value bs="\\"
+    for pair in "$@"; do
+        key="${pair%%=*}"
+        value="${pair#*=}"
+        # Escape what sed's replacement gives a meaning to: \, the | delimiter, &, line breaks.
+        value="${value//"$bs"/"$bs$bs"}"
+        value="${value//"|"/"$bs|"}"
+        value="${value//"&"/"$bs&"}"
+        value="${value//$'\n'/"${bs}n"}"
+        args+=(-e "/^[[:space:]]*#/!s|@${key}@|${value}|g")
+    done
+    mkdir -p "$(dirname "$dst")"
+    sed "${args[@]}" "$src" >"$dst"
+    local left
+    left="$(grep -v '^[[:space:]]*#' "$dst" | grep -o '@[A-Z_]*@' | sort -u | tr '\n' ' ' || true)"
+    [[ -z "$left" ]] || die "unreplaced placeholder in $dst: $left"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Build
+# ---------------------------------------------------------------------------------------------
+preflight() {
+    "$REPO/preflight.sh"
+}
+
+build_release() {
+    log "building api and consumer (release)"
+    (cd "$REPO" && cargo build --release -p api -p consumer) || die "cargo build failed"
+    [[ -x "$API_BIN" ]] || die "$API_BIN is missing after the build"
+    [[ -x "$CONSUMER_BIN" ]] || die "$CONSUMER_BIN is missing after the build"
+}
+
+# ---------------------------------------------------------------------------------------------
+# RabbitMQ (with its own epmd)
+# ---------------------------------------------------------------------------------------------
+
+# rabbitmq_env <stack> <amqp> <dist> <epmd> <mgmt> <prom>
+# Gives one stack's broker a private world: its own HOME (Erlang cookie), node name, ports, epmd,
+# config and data under run/<stack>/rabbitmq/. Writes that config and exports the environment
+# that rabbitmq-server and rabbitmqctl both need; call it in a subshell.
+rabbitmq_env() {
+    local stack="$1" amqp="$2" dist="$3" epmd="$4" mgmt="$5" prom="$6"
+    local dir="$RUN_ROOT/$stack/rabbitmq"
+    mkdir -p "$dir/home" "$dir/mnesia"
+    cat >"$dir/rabbitmq.conf" <<EOF
+# Written by run.sh for the $stack stack; edits are overwritten.
+listeners.tcp.default = 127.0.0.1:$amqp
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $mgmt
+prometheus.tcp.ip = 127.0.0.1
+prometheus.tcp.port = $prom
+log.console = false
+log.file.level = info
+EOF
+    printf '[rabbitmq_management,rabbitmq_prometheus].\n' >"$dir/enabled_plugins"
+
+    export HOME="$dir/home"
+    # A short name on "localhost" resolves on every machine, whatever its hostname.
+    export RABBITMQ_NODENAME="paredao-$stack@localhost"
+    export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+    export RABBITMQ_NODE_PORT="$amqp"
+    export RABBITMQ_DIST_PORT="$dist"
+    export ERL_EPMD_PORT="$epmd"
+    export ERL_EPMD_ADDRESS=127.0.0.1
+    export RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf"
+    export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
+    # Points away from /etc/rabbitmq/rabbitmq-env.conf so the machine's settings can't leak in.
+    export RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf"
+    export RABBITMQ_MNESIA_BASE="$dir/mnesia"
+    export RABBITMQ_LOG_BASE="$RUN_ROOT/$stack/logs"
+    export RABBITMQ_LOGS="$RUN_ROOT/$stack/logs/rabbitmq.log"
+    export RABBITMQ_PID_FILE="$RUN_ROOT/$stack/pids/rabbitmq.pid"
+    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+}
+
+this_rabbitmq_env() {
+    rabbitmq_env "$STACK" "$AMQP_PORT" "$RABBITMQ_DIST_PORT" "$EPMD_PORT" \
+        "$RABBITMQ_MGMT_PORT" "$RABBITMQ_PROMETHEUS_PORT"
+}
+
+# Our own epmd, in the foreground and on the stack's port, so that `down` can stop it by its pid
+# (an epmd that Erlang starts by itself daemonizes and outlives the broker).
+start_epmd() {
+    start_process epmd "$EPMD_PORT" epmd -address 127.0.0.1 -port "$EPMD_PORT"
+    wait_until epmd "$READY_TIMEOUT" "$(pid_of epmd)" epmd_answers
+}
+
+epmd_answers() {
+    epmd -port "$EPMD_PORT" -names >/dev/null 2>&1
+}
+
+# Starts the broker detached and returns at once: it takes several seconds to boot, which the
+# caller can spend on something else before wait_rabbitmq.
+launch_rabbitmq() {
+    if is_running rabbitmq; then
+        log "rabbitmq already running (pid $(pid_of rabbitmq))"
+        return 0
+    fi
+    local port
+    for port in "$AMQP_PORT" "$RABBITMQ_DIST_PORT" "$RABBITMQ_MGMT_PORT" "$RABBITMQ_PROMETHEUS_PORT"; do
+        ensure_port_free rabbitmq "$port"
+    done
+    log "starting rabbitmq on 127.0.0.1:$AMQP_PORT (management $RABBITMQ_MGMT_PORT, metrics $RABBITMQ_PROMETHEUS_PORT, node paredao-$STACK@localhost)"
+    rm -f "$PID_DIR/rabbitmq.pid"
+    (
+        this_rabbitmq_env
+        cd "$STACK_DIR/rabbitmq"
+        setsid "$RABBITMQ_BIN/rabbitmq-server" -detached >>"$LOG_DIR/rabbitmq-launcher.log" 2>&1 </dev/null
+    ) || die "rabbitmq-server did not start (log: $LOG_DIR/rabbitmq-launcher.log)"
+    RABBITMQ_LAUNCHED_AT="$(now_ms)"
+}
+
+wait_rabbitmq() {
+    local start
+    start="$(now_ms)"
+    # `rabbitmqctl wait` waits for the pid file, then for the broker to finish booting.
+    if ! (
+        this_rabbitmq_env
+        timeout "$((RABBITMQ_READY_TIMEOUT + 5))" "$RABBITMQ_BIN/rabbitmqctl" wait \
+            --timeout "$RABBITMQ_READY_TIMEOUT" "$RABBITMQ_PID_FILE"
+    ) >>"$LOG_DIR/rabbitmqctl.log" 2>&1; then
+        show_log_tail "$LOG_DIR/rabbitmqctl.log"
+        show_log_tail "$LOG_DIR/rabbitmq.log"
+        die "rabbitmq was not ready within ${RABBITMQ_READY_TIMEOUT}s (logs: $LOG_DIR/rabbitmq*.log)"
+    fi
+    # Tests and people use the management API too; make sure it answers before saying "ready".
+    wait_until "rabbitmq management" "$READY_TIMEOUT" "$(pid_of rabbitmq)" \
+        http_ok "http://127.0.0.1:$RABBITMQ_MGMT_PORT/api/overview" -u guest:guest
+    if [[ -n "$RABBITMQ_LAUNCHED_AT" ]]; then
+        log "rabbitmq ready: waited $(elapsed "$start"), launched $(elapsed "$RABBITMQ_LAUNCHED_AT") ago"
+    else
+        log "rabbitmq ready in $(elapsed "$start")"
+    fi
+}
+
+start_rabbitmq() {
+    start_epmd
+    launch_rabbitmq
+    wait_rabbitmq
+}
+
+stop_rabbitmq() {
+    local pid
+    # rabbitmqctl finds the node through epmd; without it, it would start a stray epmd of its own
+    # and still fail, so then the broker is stopped by its pid (the VM shuts down on SIGTERM).
+    if pid="$(pid_of rabbitmq)" && pid_alive "$pid" && is_running epmd; then
+        log "stopping rabbitmq (pid $pid)"
+        # `rabbitmqctl stop <pidfile>` returns once the VM has exited.
+        if ! (
+            this_rabbitmq_env
+            timeout 60 "$RABBITMQ_BIN/rabbitmqctl" stop "$RABBITMQ_PID_FILE"
+        ) >>"$LOG_DIR/rabbitmqctl.log" 2>&1; then
+            warn "rabbitmqctl stop failed (log: $LOG_DIR/rabbitmqctl.log); stopping rabbitmq by its pid"
+        fi
+    fi
+    stop_process rabbitmq
+}
+
+stop_epmd() {
+    stop_process epmd
+}
+
+# ---------------------------------------------------------------------------------------------
+# MongoDB: the user's own, a local mongod, or SecantusDB
+# ---------------------------------------------------------------------------------------------
+start_mongo() {
+    if [[ "$STACK" == local && -n "${PAREDAO_MONGO_URL:-}" ]]; then
+        MONGO_URL="$PAREDAO_MONGO_URL"
+        MONGO_KIND=external
+        log "using the MongoDB at PAREDAO_MONGO_URL; not starting one"
+        return 0
+    fi
+    # retryWrites=false: SecantusDB slows to a crawl after ~10k retryable writes.
+    MONGO_URL="mongodb://127.0.0.1:$MONGO_PORT/?retryWrites=false&directConnection=true"
+    mkdir -p "$STACK_DIR/mongo"
+    if command -v mongod >/dev/null 2>&1; then
+        start_mongod
+    else
+        start_secantusdb
+    fi
+}
+
+# A real mongod when the machine has one, as a one-node replica set so transactions work.
+start_mongod() {
+    MONGO_KIND=mongod
+    start_process mongo "$MONGO_PORT" mongod --replSet paredao --bind_ip 127.0.0.1 \
+        --port "$MONGO_PORT" --dbpath "$STACK_DIR/mongo"
+    wait_until mongo "$READY_TIMEOUT" "$(pid_of mongo)" port_open "$MONGO_PORT"
+    if command -v mongosh >/dev/null 2>&1; then
+        mongosh --quiet --port "$MONGO_PORT" --eval \
+            "try { rs.status() } catch (e) { rs.initiate({_id: 'paredao', members: [{_id: 0, host: '127.0.0.1:$MONGO_PORT'}]}) }" \
+            >>"$LOG_DIR/mongo.log" 2>&1 || warn "could not initiate the replica set (log: $LOG_DIR/mongo.log)"
+    else
+        warn "mongosh not found: initiate the replica set 'paredao' yourself if transactions fail"
+    fi
+}
+
+start_secantusdb() {
+    MONGO_KIND=secantusdb
+    [[ -x "$SECANTUSD" ]] || die "$SECANTUSD not found; run ./preflight.sh"
+    start_process mongo "$MONGO_PORT" "$SECANTUSD" --host 127.0.0.1 --port "$MONGO_PORT" \
+        --storage-path "$STACK_DIR/mongo"
+    wait_until mongo "$READY_TIMEOUT" "$(pid_of mongo)" port_open "$MONGO_PORT"
+}
+
+stop_mongo() {
+    stop_process mongo
+}
+
+# ---------------------------------------------------------------------------------------------
+# Consumer and API replicas
+# ---------------------------------------------------------------------------------------------
+start_consumer() {
+    [[ -x "$CONSUMER_BIN" ]] || die "$CONSUMER_BIN not found; run ./run.sh build"
+    start_process consumer "$CONSUMER_PORT" env \
+        APP_ENVIRONMENT=local \
+        APP_BROKER__URL="$(amqp_url)" \
+        APP_STORE__URL="$MONGO_URL" \
+        APP_CONSUMER__PORT="$CONSUMER_PORT" \
+        "$CONSUMER_BIN"
+    wait_until consumer "$READY_TIMEOUT" "$(pid_of consumer)" \
+        http_ok "http://127.0.0.1:$CONSUMER_PORT/health/ready"
+}
+
+start_apis() {
+    [[ -x "$API_BIN" ]] || die "$API_BIN not found; run ./run.sh build"
+    local i=0 port
+    for port in $API_PORTS; do
+        i=$((i + 1))
+        start_process "api-$i" "$port" env \
+            APP_ENVIRONMENT=local \
+            APP_APPLICATION__PORT="$port" \
+            APP_BROKER__URL="$(amqp_url)" \
+            APP_STORE__URL="$MONGO_URL" \
+            "$API_BIN"
+    done
+    i=0
+    for port in $API_PORTS; do
+        i=$((i + 1))
+        wait_until "api-$i" "$READY_TIMEOUT" "$(pid_of "api-$i")" \
+            http_ok "http://127.0.0.1:$port/health/ready"
+    done
+}
+
+stop_apis() {
+    local file
+    for file in "$PID_DIR"/api-*.pid; do
+        [[ -e "$file" ]] || continue
+        stop_process "$(basename "$file" .pid)"
+    done
+}
+
+stop_consumer() {
+    stop_process consumer
+}
+
+# ---------------------------------------------------------------------------------------------
+# nginx
+# ---------------------------------------------------------------------------------------------
+nginx_conf() { printf '%s' "$STACK_DIR/nginx/nginx.conf"; }
+
+render_nginx_conf() {
+    local upstreams="" port
+    for port in $API_PORTS; do
+        [[ -n "$upstreams" ]] && upstreams+=$'\n        '
+        upstreams+="server 127.0.0.1:$port;"
+    done
+    mkdir -p "$STACK_DIR/nginx/tmp"
+    render_template "$REPO/proxy/nginx.conf" "$(nginx_conf)" \
+        REPO="$REPO" RUN="$STACK_DIR" PORT="$NGINX_PORT" UPSTREAMS="$upstreams"
+}
+
+check_nginx_conf() {
+    local out
+    if ! out="$(nginx -t -q -e "$LOG_DIR/nginx-error.log" -c "$(nginx_conf)" -p "$STACK_DIR/nginx/" 2>&1)"; then
+        printf '%s\n' "$out" >&2
+        return 1
+    fi
+}
+
+start_nginx() {
+    if is_running nginx; then
+        log "nginx already running (pid $(pid_of nginx))"
+        return 0
+    fi
+    render_nginx_conf
+    check_nginx_conf || die "nginx rejected $(nginx_conf) (template: proxy/nginx.conf)"
+    ensure_port_free nginx "$NGINX_PORT"
+    log "starting nginx on 127.0.0.1:$NGINX_PORT"
+    # nginx daemonizes itself and writes pids/nginx.pid (the `pid` directive of the template).
+    nginx -e "$LOG_DIR/nginx-error.log" -c "$(nginx_conf)" -p "$STACK_DIR/nginx/" \
+        || die "nginx did not start (log: $LOG_DIR/nginx-error.log)"
+    wait_until nginx "$READY_TIMEOUT" "" http_ok "http://127.0.0.1:$NGINX_PORT/nginx_status"
+}
+
+# QUIT is nginx's graceful stop: requests in flight are answered first.
+stop_nginx() {
+    stop_process nginx QUIT
+}
+
+# ---------------------------------------------------------------------------------------------
+# Prometheus and exporters
+# ---------------------------------------------------------------------------------------------
+prometheus_conf() { printf '%s' "$STACK_DIR/prometheus/prometheus.yml"; }
+
+render_prometheus_conf() {
+    local targets="" port
+    for port in $API_PORTS; do
+        [[ -n "$targets" ]] && targets+=", "
+        targets+="'127.0.0.1:$port'"
+    done
+    render_template "$REPO/observability/prometheus/prometheus.yml" "$(prometheus_conf)" \
+        REPO="$REPO" \
+        API_TARGETS="$targets" \
+        CONSUMER_PORT="$CONSUMER_PORT" \
+        RABBITMQ_PROMETHEUS_PORT="$RABBITMQ_PROMETHEUS_PORT" \
+        NGINX_EXPORTER_PORT="$NGINX_EXPORTER_PORT" \
+        NODE_EXPORTER_PORT="$NODE_EXPORTER_PORT" \
+        PROMETHEUS_PORT="$PROMETHEUS_PORT"
+}
+
+check_prometheus_conf() {
+    promtool check config "$(prometheus_conf)"
+}
+
+start_prometheus() {
+    if ! is_running prometheus; then
+        render_prometheus_conf
+        check_prometheus_conf >/dev/null || die "promtool rejected $(prometheus_conf) (template: observability/prometheus/prometheus.yml)"
+        mkdir -p "$STACK_DIR/prometheus/data"
+    fi
+    start_process prometheus "$PROMETHEUS_PORT" prometheus \
+        --config.file="$(prometheus_conf)" \
+        --storage.tsdb.path="$STACK_DIR/prometheus/data" \
+        --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+        --web.enable-lifecycle
+    wait_until prometheus "$READY_TIMEOUT" "$(pid_of prometheus)" \
+        http_ok "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+}
+
+start_nginx_exporter() {
+    start_process nginx-exporter "$NGINX_EXPORTER_PORT" prometheus-nginx-exporter \
+        -nginx.scrape-uri "http://127.0.0.1:$NGINX_PORT/nginx_status" \
+        -web.listen-address "127.0.0.1:$NGINX_EXPORTER_PORT"
+    wait_until nginx-exporter "$READY_TIMEOUT" "$(pid_of nginx-exporter)" \
+        http_ok "http://127.0.0.1:$NGINX_EXPORTER_PORT/metrics"
+}
+
+start_node_exporter() {
+    start_process node-exporter "$NODE_EXPORTER_PORT" prometheus-node-exporter \
+        --web.listen-address="127.0.0.1:$NODE_EXPORTER_PORT"
+    wait_until node-exporter "$READY_TIMEOUT" "$(pid_of node-exporter)" \
+        http_ok "http://127.0.0.1:$NODE_EXPORTER_PORT/metrics"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Whole stacks
+# ---------------------------------------------------------------------------------------------
+
+# Stops in the reverse order of start: the API replicas flush their last batches to RabbitMQ
+# while the consumer still runs, and the consumer finishes before the broker and the store go.
+stop_stack() {
+    load_stack_env
+    if [[ ! -d "$PID_DIR" ]] || [[ -z "$(ls -A "$PID_DIR" 2>/dev/null)" ]]; then
+        log "$STACK stack: nothing running"
+        return 0
+    fi
+    stop_process node-exporter
+    stop_process nginx-exporter
+    stop_process prometheus
+    stop_nginx
+    stop_apis
+    stop_consumer
+    stop_mongo
+    stop_rabbitmq
+    stop_epmd
+    # Anything else that left a pid file (a component added later, say).
+    local file
+    for file in "$PID_DIR"/*.pid; do
+        [[ -e "$file" ]] || continue
+        stop_process "$(basename "$file" .pid)"
+    done
+    log "$STACK stack stopped"
+}
+
+# name<TAB>port lines, in start order.
+stack_components() {
+    printf 'epmd\t%s\n' "$EPMD_PORT"
+    printf 'rabbitmq\t%s (management %s, metrics %s)\n' "$AMQP_PORT" "$RABBITMQ_MGMT_PORT" "$RABBITMQ_PROMETHEUS_PORT"
+    if [[ "${MONGO_KIND:-}" == external ]]; then
+        printf 'mongo\texternal: %s\n' "$MONGO_URL"
+    else
+        printf 'mongo\t%s%s\n' "$MONGO_PORT" "${MONGO_KIND:+ ($MONGO_KIND)}"
+    fi
+    [[ "$STACK" == test ]] && return 0
+    printf 'consumer\t%s\n' "$CONSUMER_PORT"
+    local i=0 port
+    for port in $API_PORTS; do
+        i=$((i + 1))
+        printf 'api-%s\t%s\n' "$i" "$port"
+    done
+    printf 'nginx\t%s\n' "$NGINX_PORT"
+    printf 'prometheus\t%s\n' "$PROMETHEUS_PORT"
+    printf 'nginx-exporter\t%s\n' "$NGINX_EXPORTER_PORT"
+    printf 'node-exporter\t%s\n' "$NODE_EXPORTER_PORT"
+}
+
+print_status() {
+    load_stack_env
+    printf '%s stack (%s)\n' "$STACK" "$STACK_DIR"
+    printf '  %-15s %-8s %-8s %s\n' NAME STATE PID PORT
+    local name port state pid
+    while IFS=$'\t' read -r name port; do
+        if is_running "$name"; then
+            state=running
+            pid="$(pid_of "$name")"
+        else
+            state=stopped
+            pid=-
+        fi
+        if [[ "$name" == mongo && "${MONGO_KIND:-}" == external ]]; then
+            state=external
+        fi
+        printf '  %-15s %-8s %-8s %s\n' "$name" "$state" "$pid" "$port"
+    done < <(stack_components)
+}
+
+print_urls() {
+    cat <<EOF
+
+Paredão is up:
+  site                 http://127.0.0.1:$NGINX_PORT/
+  API (through nginx)  http://127.0.0.1:$NGINX_PORT/api/...
+  Swagger UI           http://127.0.0.1:$NGINX_PORT/swagger/
+  RabbitMQ management  http://127.0.0.1:$RABBITMQ_MGMT_PORT/  (guest / guest)
+  Prometheus           http://127.0.0.1:$PROMETHEUS_PORT/
+  MongoDB              $(printf '%s' "$MONGO_URL" | sed -E 's#//[^/@]+@#//***@#')
+
+Vote:
+  curl -s -XPOST -H 'content-type: application/json' -d '{"participant_id":"ana"}' http://127.0.0.1:$NGINX_PORT/api/paredoes/current/votes
+
+Logs: ./run.sh logs [name]    Status: ./run.sh status    Stop: ./run.sh down
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+# Test stack
+# ---------------------------------------------------------------------------------------------
+
+# free_ports <count> [port to avoid...]
+# Ports nothing is bound to right now, taken at random from TEST_PORT_MIN..TEST_PORT_MAX so they
+# stay out of the ephemeral range and RabbitMQ's CLI range.
+free_ports() {
+    python3 - "$TEST_PORT_MIN" "$TEST_PORT_MAX" "$@" <<'EOF'
+import random, socket, sys
+low, high, count = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+avoid = {int(p) for p in sys.argv[4:]}
+chosen = []
+for _ in range(10000):
+    if len(chosen) == count:
+        break
+    port = random.randint(low, high)
+    if port in avoid or port in chosen or 35672 <= port <= 35682:
+        continue
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    chosen.append(port)
+if len(chosen) < count:
+    sys.exit("no free ports left in %d-%d" % (low, high))
+print(*chosen)
+EOF
+}
+
+choose_test_ports() {
+    local api_ports local_ports
+    read -ra api_ports <<<"$API_PORTS"
+    local_ports=(
+        "$NGINX_PORT" "${api_ports[@]}" "$CONSUMER_PORT" "$AMQP_PORT" "$RABBITMQ_DIST_PORT" "$EPMD_PORT"
+        "$RABBITMQ_MGMT_PORT" "$RABBITMQ_PROMETHEUS_PORT" "$MONGO_PORT" "$PROMETHEUS_PORT"
+        "$NGINX_EXPORTER_PORT" "$NODE_EXPORTER_PORT"
+    )
+    local ports
+    ports="$(free_ports 6 "${local_ports[@]}")" || die "could not find free ports for the test stack"
+    read -r AMQP_PORT RABBITMQ_DIST_PORT EPMD_PORT RABBITMQ_MGMT_PORT RABBITMQ_PROMETHEUS_PORT MONGO_PORT <<<"$ports"
+}
+
+# Starts RabbitMQ and the store of a fresh test stack. RabbitMQ boots while `during_boot` runs
+# (compiling the tests), and is waited for afterwards.
+start_test_stack() {
+    local during_boot="$1"
+    make_stack_dirs
+    start_epmd
+    launch_rabbitmq
+    start_mongo
+    save_stack_env
+    "$during_boot"
+    wait_rabbitmq
+}
+
+export_test_env() {
+    export PAREDAO_TEST_AMQP_URL
+    PAREDAO_TEST_AMQP_URL="$(amqp_url)"
+    export PAREDAO_TEST_MONGO_URL="$MONGO_URL"
+    export PAREDAO_TEST_RABBITMQ_MGMT_URL="http://127.0.0.1:$RABBITMQ_MGMT_PORT"
+    export PAREDAO_TEST_RUN_DIR="$STACK_DIR"
+    log "test stack: PAREDAO_TEST_AMQP_URL=$PAREDAO_TEST_AMQP_URL"
+    log "test stack: PAREDAO_TEST_MONGO_URL=$PAREDAO_TEST_MONGO_URL"
+    log "test stack: PAREDAO_TEST_RABBITMQ_MGMT_URL=$PAREDAO_TEST_RABBITMQ_MGMT_URL"
+}
+
+has_nextest() {
+    cargo nextest --version >/dev/null 2>&1
+}
+
+# --- test steps: each one runs under `set -e` in its own subshell (see run_step) -------------
+
+compile_tests() {
+    cd "$REPO"
+    if has_nextest; then
+        cargo nextest run --workspace --no-run
+    else
+        cargo test --workspace --no-run
+    fi
+}
+
+run_rust_tests() {
+    cd "$REPO"
+    if has_nextest; then
+        cargo nextest run --workspace --no-fail-fast
+    else
+        cargo test --workspace --no-fail-fast
+    fi
+}
+
+test_prometheus_config() {
+    render_prometheus_conf
+    check_prometheus_conf
+}
+
+# Alerting/recording rules live in observability/prometheus/rules/*.yml, their unit tests
+# (`promtool test rules` files) in observability/prometheus/tests/*.yml.
+prometheus_rule_files() { compgen -G "$REPO/observability/prometheus/rules/*.yml" || true; }
+prometheus_rule_tests() { compgen -G "$REPO/observability/prometheus/tests/*.yml" || true; }
+
+test_prometheus_rules() {
+    local rules tests
+    mapfile -t rules < <(prometheus_rule_files)
+    mapfile -t tests < <(prometheus_rule_tests)
+    promtool check rules "${rules[@]}"
+    if ((${#tests[@]} > 0)); then
+        promtool test rules "${tests[@]}"
+    fi
+}
+
+test_nginx_config() {
+    render_nginx_conf
+    check_nginx_conf
+}
+
+# --- test bookkeeping -------------------------------------------------------------------------
+STEP_RESULTS=()
+STEP_FAILED=0
+
+# run_step <title> <function>
+# set -e is off inside any function called from `if`, so each step runs in a subshell that
+# turns it back on: the first failing command fails the step.
+run_step() {
+    local title="$1"
+    shift
+    log "$title"
+    local start rc
+    start="$(now_ms)"
+    set +e
+    (set -e; "$@")
+    rc=$?
+    set -e
+    if ((rc == 0)); then
+        STEP_RESULTS+=("$(printf 'PASS  %-22s %s' "$title" "$(elapsed "$start")")")
+    else
+        STEP_RESULTS+=("$(printf 'FAIL  %-22s %s (exit %s)' "$title" "$(elapsed "$start")" "$rc")")
+        STEP_FAILED=$((STEP_FAILED + 1))
+    fi
+    return 0
+}
+
+skip_step() {
+    STEP_RESULTS+=("$(printf 'SKIP  %-22s %s' "$1" "$2")")
+}
+
+has_step_passed() {
+    local title="$1" result
+    for result in "${STEP_RESULTS[@]}"; do
+        [[ "$result" == "PASS  $title "* ]] && return 0
+    done
+    return 1
+}
+
+print_test_summary() {
+    printf '\n==> test summary\n'
+    local result
+    for result in "${STEP_RESULTS[@]}"; do
+        printf '  %s\n' "$result"
+    done
+    printf '  logs of the test stack: %s\n' "$LOG_DIR"
+    if ((STEP_FAILED > 0)); then
+        printf 'test run FAILED: %d step(s) failed\n' "$STEP_FAILED"
+    else
+        printf 'test run OK: every step passed\n'
+    fi
+}
+
+# Hook: browser tests (headless Chromium driven by node) go here, once there are pages to test.
+run_browser_tests() {
+    skip_step "browser tests" "none yet"
+}
+
+cleanup_test_stack() {
+    local rc=$?
+    trap - EXIT
+    stop_stack || true
+    exit "$rc"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Verbs
+# ---------------------------------------------------------------------------------------------
+cmd_up() {
+    preflight
+    build_release
+    STARTING_LOCAL_STACK=1
+    use_stack local
+    make_stack_dirs
+    start_rabbitmq
+    start_mongo
+    save_stack_env
+    start_consumer
+    start_apis
+    start_nginx
+    start_prometheus
+    start_nginx_exporter
+    start_node_exporter
+    print_urls
+}
+
+cmd_down() {
+    local stack="${1:-local}"
+    case "$stack" in local | test) ;; *) die "unknown stack '$stack' (local or test)" ;; esac
+    use_stack "$stack"
+    stop_stack
+}
+
+cmd_status() {
+    local stack="${1:-local}"
+    case "$stack" in local | test) ;; *) die "unknown stack '$stack' (local or test)" ;; esac
+    use_stack "$stack"
+    print_status
+}
+
+cmd_logs() {
+    use_stack local
+    [[ -d "$LOG_DIR" ]] || die "no logs yet: $LOG_DIR does not exist (start the stack with ./run.sh up)"
+    if [[ $# -eq 0 ]]; then
+        exec tail -n 20 -F "$LOG_DIR"/*.log
+    fi
+    local file="$LOG_DIR/$1.log"
+    if [[ ! -f "$file" ]]; then
+        local names=() f
+        for f in "$LOG_DIR"/*.log; do [[ -e "$f" ]] && names+=("$(basename "$f" .log)"); done
+        die "no log named '$1'; there are: ${names[*]:-none}"
+    fi
+    exec tail -n 100 -F "$file"
+}
+
+cmd_build() {
+    build_release
+}
+
+cmd_test() {
+    preflight
+    # Leftovers of an interrupted run, stopped by their pid files before the directory goes.
+    (use_stack test && stop_stack)
+    use_stack test
+    rm -rf "$STACK_DIR"
+    choose_test_ports
+    trap cleanup_test_stack EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    log "starting the test stack in $STACK_DIR"
+    local stack_start
+    stack_start="$(now_ms)"
+    start_test_stack compile_step
+    log "test stack ready, tests compiled, in $(elapsed "$stack_start")"
+    export_test_env
+
+    if has_step_passed "compile tests"; then
+        run_step "rust tests" run_rust_tests
+    else
+        skip_step "rust tests" "the tests did not compile"
+    fi
+    run_step "prometheus config" test_prometheus_config
+    if [[ -n "$(prometheus_rule_files)" ]]; then
+        run_step "prometheus rules" test_prometheus_rules
+    else
+        skip_step "prometheus rules" "no rules in observability/prometheus/rules/"
+    fi
+    run_step "nginx config" test_nginx_config
+    run_browser_tests
+
+    # Stopped here rather than by the trap, so that the summary is the last thing printed.
+    trap - EXIT
+    stop_stack
+    print_test_summary
+    ((STEP_FAILED == 0))
+}
+
+# Compiles the tests while RabbitMQ boots (both take seconds; they overlap).
+compile_step() {
+    run_step "compile tests" compile_tests
+}
+
+usage() {
+    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+main() {
+    local verb="${1:-}"
+    [[ $# -gt 0 ]] && shift
+    case "$verb" in
+        up) cmd_up "$@" ;;
+        down) cmd_down "$@" ;;
+        status) cmd_status "$@" ;;
+        logs) cmd_logs "$@" ;;
+        test) cmd_test "$@" ;;
+        build) cmd_build "$@" ;;
+        # bench: load tests against the local stack go here (cmd_bench).
+        -h | --help | help) usage ;;
+        "") usage; exit 2 ;;
+        *) printf 'unknown command: %s\n\n' "$verb" >&2; usage >&2; exit 2 ;;
+    esac
+}
+
+main "$@"
