@@ -1,0 +1,274 @@
+// The vote page: shows the paredão's participants as cards, sends one vote, and on 202 takes the
+// viewer to the partial result. Every failure leaves the choice in place so voting again is one tap.
+
+import { ApiError, getParedao, loadErrorMessage, paredaoIdFromLocation, postVote, voteErrorMessage } from './api.js';
+import { createAvatar } from './avatar.js';
+import { formatLongDateTime, parseInstant } from './format.js';
+
+const requestedId = paredaoIdFromLocation();
+
+const form = document.getElementById('vote-form');
+const fieldset = document.getElementById('choices');
+const grid = document.getElementById('participants');
+const button = document.getElementById('vote-button');
+const statusBox = document.getElementById('status');
+const closedMessage = document.getElementById('closed-message');
+const title = document.getElementById('paredao-title');
+const livePill = document.getElementById('live-pill');
+const hint = document.getElementById('choices-hint');
+
+const OPEN_HINT = hint.textContent;
+const CLOSED_HINT = 'Estes são os participantes deste paredão.';
+
+const BUTTON_LABEL = 'Votar';
+const SENDING_LABEL = 'Enviando…';
+// setTimeout cannot wait longer than this; a paredão further away than ~24 days is re-read on reload.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+let paredao = null;
+let sending = false;
+let boundaryTimer = 0;
+
+/** The anti-robot widget will be mounted in #captcha-widget and hand its token here; until then votes carry none. */
+function readCaptchaToken() {
+  return null;
+}
+
+function setStatus(message, { error = false, action = null } = {}) {
+  statusBox.classList.toggle('is-error', error);
+  if (!message) {
+    statusBox.replaceChildren();
+    return;
+  }
+  const text = document.createElement('p');
+  text.className = 'status__message';
+  // role=alert makes screen readers interrupt for errors; plain progress stays polite.
+  if (error) text.setAttribute('role', 'alert');
+  text.textContent = message;
+  statusBox.replaceChildren(text);
+  if (action) statusBox.append(action);
+}
+
+function selectedParticipantId() {
+  const checked = form.querySelector('input[name="participant"]:checked');
+  return checked ? checked.value : null;
+}
+
+function isOpen() {
+  return paredao !== null && paredao.state === 'open';
+}
+
+function updateButton() {
+  button.disabled = sending || !isOpen() || selectedParticipantId() === null;
+}
+
+function setSending(value) {
+  sending = value;
+  button.textContent = value ? SENDING_LABEL : BUTTON_LABEL;
+  if (value) form.setAttribute('aria-busy', 'true');
+  else form.removeAttribute('aria-busy');
+  updateButton();
+}
+
+function choiceFor(participant) {
+  const inputId = `p-${participant.id}`;
+
+  const choice = document.createElement('div');
+  choice.className = 'choice';
+
+  const input = document.createElement('input');
+  input.type = 'radio';
+  input.name = 'participant';
+  input.value = participant.id;
+  input.id = inputId;
+  input.className = 'choice__input visually-hidden';
+
+  const label = document.createElement('label');
+  label.htmlFor = inputId;
+  label.className = 'choice__card';
+
+  const name = document.createElement('span');
+  name.className = 'choice__name';
+  name.textContent = participant.name;
+
+  // The tick is drawn by CSS from :checked; it only repeats what the radio already tells.
+  const mark = document.createElement('span');
+  mark.className = 'choice__mark';
+  mark.setAttribute('aria-hidden', 'true');
+
+  label.append(createAvatar(participant, 'lg'), name, mark);
+  choice.append(input, label);
+  return choice;
+}
+
+function sameParticipants(a, b) {
+  return a.length === b.length && a.every((p, i) => p.id === b[i].id && p.name === b[i].name);
+}
+
+function renderParticipants(participants) {
+  const chosen = selectedParticipantId();
+  const current = Array.from(grid.querySelectorAll('input[name="participant"]'), (input) => ({
+    id: input.value,
+    name: input.nextElementSibling.querySelector('.choice__name').textContent,
+  }));
+  // Re-rendering on a state change would drop the keyboard focus from the radio being used.
+  if (!sameParticipants(current, participants)) {
+    grid.replaceChildren(...participants.map(choiceFor));
+  }
+  const keep = chosen && document.getElementById(`p-${chosen}`);
+  if (keep) keep.checked = true;
+}
+
+function resultsLink(paredaoId, text) {
+  const link = document.createElement('a');
+  link.className = 'button button--secondary';
+  link.href = `resultado.html?${new URLSearchParams({ p: paredaoId })}`;
+  link.textContent = text;
+  return link;
+}
+
+function showClosedMessage(heading, body, action) {
+  const h2 = document.createElement('h2');
+  h2.className = 'notice__title';
+  h2.textContent = heading;
+  const p = document.createElement('p');
+  p.className = 'notice__text';
+  p.textContent = body;
+  closedMessage.replaceChildren(h2, p);
+  if (action) closedMessage.append(action);
+  closedMessage.hidden = false;
+}
+
+function setRadiosDisabled(disabled) {
+  for (const input of grid.querySelectorAll('input[name="participant"]')) input.disabled = disabled;
+}
+
+/** Re-reads the paredão when it opens or closes, so a page left open follows the live show. */
+function scheduleBoundaryCheck() {
+  clearTimeout(boundaryTimer);
+  const boundary = parseInstant(paredao.state === 'scheduled' ? paredao.opens_at : paredao.state === 'open' ? paredao.closes_at : null);
+  if (!boundary) return;
+  // A second late, so the server's clock has surely crossed the boundary too.
+  const delay = boundary.getTime() - Date.now() + 1000;
+  if (delay > 0 && delay <= MAX_TIMER_MS) boundaryTimer = setTimeout(load, delay);
+}
+
+function render() {
+  title.textContent = paredao.title;
+  document.title = `${paredao.title} · Vote no Paredão`;
+  form.classList.remove('is-unavailable');
+  fieldset.hidden = false;
+  renderParticipants(paredao.participants || []);
+
+  const open = isOpen();
+  livePill.hidden = !open;
+  setRadiosDisabled(!open);
+  hint.textContent = open ? OPEN_HINT : CLOSED_HINT;
+
+  if (open) {
+    closedMessage.hidden = true;
+    closedMessage.replaceChildren();
+  } else if (paredao.state === 'scheduled') {
+    const opensAt = parseInstant(paredao.opens_at);
+    showClosedMessage(
+      'Votação em breve',
+      opensAt ? `A votação abre em ${formatLongDateTime(opensAt)}.` : 'A votação ainda não começou.',
+    );
+  } else {
+    showClosedMessage('Votação encerrada', 'A votação deste paredão foi encerrada.', resultsLink(paredao.id, 'Ver resultado'));
+  }
+  updateButton();
+  scheduleBoundaryCheck();
+}
+
+function renderNotFound(error) {
+  paredao = null;
+  livePill.hidden = true;
+  grid.replaceChildren();
+  fieldset.hidden = true;
+  form.classList.add('is-unavailable');
+  const unknown = error.code === 'unknown_paredao' && requestedId !== 'current';
+  title.textContent = unknown ? 'Paredão não encontrado' : 'Paredão';
+  showClosedMessage(
+    unknown ? 'Paredão não encontrado' : 'Nenhum paredão aberto no momento',
+    unknown ? 'Confira o endereço ou volte para a votação atual.' : 'Volte mais tarde: a próxima votação aparece aqui.',
+  );
+  updateButton();
+}
+
+function renderLoadError(error) {
+  // Skeleton cards would suggest something is still loading; say plainly that it is not.
+  if (!grid.querySelector('input[name="participant"]')) {
+    const empty = document.createElement('p');
+    empty.className = 'choices__empty';
+    empty.textContent = 'Os participantes aparecem aqui assim que a votação carregar.';
+    grid.replaceChildren(empty);
+  }
+  const retry = document.createElement('button');
+  retry.type = 'button';
+  retry.className = 'button button--secondary status__action';
+  retry.textContent = 'Tentar novamente';
+  retry.addEventListener('click', () => {
+    setStatus('Carregando…');
+    load();
+  });
+  setStatus(`Não foi possível carregar a votação. ${loadErrorMessage(error)}`, { error: true, action: retry });
+  updateButton();
+}
+
+async function load() {
+  try {
+    paredao = await getParedao(requestedId);
+    if (statusBox.querySelector('.status__action')) setStatus('');
+    render();
+  } catch (error) {
+    if (error instanceof ApiError && error.isNotFound) renderNotFound(error);
+    else renderLoadError(error);
+  } finally {
+    // Until the first answer the list holds placeholders; screen readers are told to wait.
+    fieldset.removeAttribute('aria-busy');
+  }
+}
+
+form.addEventListener('change', (event) => {
+  if (event.target.name !== 'participant') return;
+  // An old error message no longer applies to a new choice.
+  if (statusBox.classList.contains('is-error')) setStatus('');
+  updateButton();
+});
+
+form.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const participantId = selectedParticipantId();
+  if (sending || !isOpen() || participantId === null) return;
+
+  setSending(true);
+  setStatus('Enviando seu voto…');
+  try {
+    const receipt = await postVote(paredao.id, participantId, readCaptchaToken());
+    setStatus('Voto registrado! Abrindo o resultado…');
+    const query = new URLSearchParams({
+      p: receipt.paredao_id || paredao.id,
+      voto: receipt.participant_id || participantId,
+    });
+    // The button stays in its sending state while the next page loads: no second tap meanwhile.
+    window.location.assign(`resultado.html?${query}`);
+  } catch (error) {
+    setSending(false);
+    setStatus(voteErrorMessage(error, { opensAt: parseInstant(paredao.opens_at) }), { error: true });
+    // The server knows better than this page whether the paredão is open and who is in it.
+    if (error instanceof ApiError && (error.code === 'paredao_not_open' || error.code === 'unknown_participant')) {
+      load();
+    }
+  }
+});
+
+// Coming back with the browser's Back button restores this page frozen mid-send; wake it up.
+window.addEventListener('pageshow', (event) => {
+  if (!event.persisted) return;
+  setSending(false);
+  setStatus('');
+  load();
+});
+
+load();
