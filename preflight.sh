@@ -3,6 +3,7 @@
 #
 #   ./preflight.sh            same as `./preflight.sh core`
 #   ./preflight.sh core       RabbitMQ, nginx, Prometheus + exporters, curl, wrk, SecantusDB venv
+#   ./preflight.sh browser    Chromium and the browser tests' npm packages (e2e/node_modules)
 #
 # Idempotent: every component checks what is already there first, `apt-get update` runs at most
 # once and only when a package is missing, and a working venv is reused. Nothing is started here:
@@ -152,8 +153,30 @@ preflight_core() {
     install_secantusdb
 }
 
-# Further groups (e.g. `browser`: chromium, chromium-driver and the npm packages of the browser
-# tests) get their own install_* functions and a case below.
+# Debian's Chromium: browser downloads (`npx playwright install`) are not reachable here, and
+# playwright-core drives the system browser just as well.
+install_chromium() {
+    apt_ensure --no-install-recommends -- chromium fonts-dejavu-core
+}
+
+# Installs the exact versions of a package-lock.json, unless node_modules already matches it.
+npm_ci() {
+    local dir="$1"
+    command -v npm >/dev/null 2>&1 || die "npm not found; Node.js 20 with npm is needed for $dir"
+    if [[ -f "$dir/node_modules/.package-lock.json" ]] && cmp -s "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.installed" 2>/dev/null; then
+        log "already installed: npm packages of ${dir#"$REPO"/}"
+        return 0
+    fi
+    log "installing npm packages of ${dir#"$REPO"/}"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in $dir failed"
+    cp "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.installed"
+}
+
+preflight_browser() {
+    install_chromium
+    npm_ci "$REPO/e2e"
+}
+
 main() {
     local groups=("$@")
     [[ ${#groups[@]} -eq 0 ]] && groups=(core)
@@ -161,7 +184,8 @@ main() {
     for group in "${groups[@]}"; do
         case "$group" in
             core) preflight_core ;;
-            *) die "unknown group '$group' (known: core)" ;;
+            browser) preflight_browser ;;
+            *) die "unknown group '$group' (known: core, browser)" ;;
         esac
     done
     restore_service_starts

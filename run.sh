@@ -46,6 +46,8 @@ RABBITMQ_BIN=/usr/lib/rabbitmq/bin      # not /usr/sbin: that wrapper switches u
 SECANTUSD="$REPO/.venv/bin/secantusd-py"
 API_BIN="$REPO/target/release/api"
 CONSUMER_BIN="$REPO/target/release/consumer"
+# Which configuration/<name>.yaml the services layer over base.yaml.
+APP_ENV="${APP_ENVIRONMENT:-local}"
 
 # Set by use_stack.
 STACK=""
@@ -451,7 +453,7 @@ stop_mongo() {
 start_consumer() {
     [[ -x "$CONSUMER_BIN" ]] || die "$CONSUMER_BIN not found; run ./run.sh build"
     start_process consumer "$CONSUMER_PORT" env \
-        APP_ENVIRONMENT=local \
+        APP_ENVIRONMENT="$APP_ENV" \
         APP_BROKER__URL="$(amqp_url)" \
         APP_STORE__URL="$MONGO_URL" \
         APP_CONSUMER__PORT="$CONSUMER_PORT" \
@@ -466,7 +468,7 @@ start_apis() {
     for port in $API_PORTS; do
         i=$((i + 1))
         start_process "api-$i" "$port" env \
-            APP_ENVIRONMENT=local \
+            APP_ENVIRONMENT="$APP_ENV" \
             APP_APPLICATION__PORT="$port" \
             APP_BROKER__URL="$(amqp_url)" \
             APP_STORE__URL="$MONGO_URL" \
@@ -503,7 +505,8 @@ render_nginx_conf() {
         [[ -n "$upstreams" ]] && upstreams+=$'\n        '
         upstreams+="server 127.0.0.1:$port;"
     done
-    mkdir -p "$STACK_DIR/nginx/tmp"
+    # nginx creates the leaf of proxy_cache_path, not its parents.
+    mkdir -p "$STACK_DIR/nginx/tmp" "$STACK_DIR/nginx/cache"
     render_template "$REPO/proxy/nginx.conf" "$(nginx_conf)" \
         REPO="$REPO" RUN="$STACK_DIR" PORT="$NGINX_PORT" UPSTREAMS="$upstreams"
 }
@@ -852,7 +855,32 @@ print_test_summary() {
 
 # Hook: browser tests (headless Chromium driven by node) go here, once there are pages to test.
 run_browser_tests() {
-    skip_step "browser tests" "none yet"
+    if has_step_passed "compile tests"; then
+        run_step "browser tests" browser_tests
+    else
+        skip_step "browser tests" "the services did not compile"
+    fi
+}
+
+# The pages in headless Chromium against the real thing: a consumer, two API replicas and nginx
+# on the test stack (debug binaries from the test build, configuration/e2e.yaml), on free ports.
+browser_tests() {
+    "$REPO/preflight.sh" browser
+    API_BIN="$REPO/target/debug/api"
+    CONSUMER_BIN="$REPO/target/debug/consumer"
+    APP_ENV=e2e
+    local ports api_1 api_2
+    ports="$(free_ports 4 "$AMQP_PORT" "$RABBITMQ_DIST_PORT" "$EPMD_PORT" "$RABBITMQ_MGMT_PORT" \
+        "$RABBITMQ_PROMETHEUS_PORT" "$MONGO_PORT")"
+    read -r NGINX_PORT api_1 api_2 CONSUMER_PORT <<<"$ports"
+    API_PORTS="$api_1 $api_2"
+    start_consumer
+    start_apis
+    start_nginx
+    rm -rf "$REPO/test-artifacts"
+    log "browser tests against http://127.0.0.1:$NGINX_PORT (screenshots in test-artifacts/)"
+    (cd "$REPO/e2e" && PAREDAO_E2E_URL="http://127.0.0.1:$NGINX_PORT" PAREDAO_E2E_ARTIFACTS="$REPO/test-artifacts" \
+        node --test --test-concurrency=1 tests/)
 }
 
 cleanup_test_stack() {

@@ -1,0 +1,70 @@
+// Shared by the browser tests: the stack's address, Chromium, API reads, pt-BR number parsing.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const BASE = process.env.PAREDAO_E2E_URL;
+if (!BASE) {
+  throw new Error('PAREDAO_E2E_URL is not set: run the browser tests with ./run.sh test, which starts the stack behind nginx');
+}
+export const ARTIFACTS = process.env.PAREDAO_E2E_ARTIFACTS ?? 'test-artifacts';
+mkdirSync(ARTIFACTS, { recursive: true });
+
+export const OPEN = 'paredao-e2e';
+export const CLOSED = 'closed-paredao';
+export const SCHEDULED = 'scheduled-paredao';
+
+export const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+export const DESKTOP = { viewport: { width: 1366, height: 900 } };
+
+export function launch() {
+  // Debian's Chromium; the flags keep it from reaching for the (closed) network at start-up.
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/** A page that records console errors, uncaught exceptions and CSP violations. */
+export async function openPage(browser, device) {
+  const context = await browser.newContext({ ...device, locale: 'pt-BR', timezoneId: 'America/Sao_Paulo' });
+  const page = await context.newPage();
+  page.problems = [];
+  page.on('console', (m) => { if (m.type() === 'error') page.problems.push(`console: ${m.text()}`); });
+  page.on('pageerror', (e) => page.problems.push(`exception: ${e.message}`));
+  return page;
+}
+
+export async function screenshot(page, name) {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+export async function apiJson(path) {
+  const r = await fetch(BASE + path);
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  return r.json();
+}
+
+export const stats = (id) => apiJson(`/api/paredoes/${id}/stats`);
+
+/** Polls `check` until it returns a value other than undefined/false, or fails after `ms`. */
+export async function eventually(what, check, ms = 20000) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}${last ? ` (last error: ${last.message})` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** "52,31%" → 52.31 ; "123.839" → 123839 */
+export function ptNumber(text) {
+  return Number(text.replace(/[^\d,-]/g, '').replace(',', '.'));
+}
