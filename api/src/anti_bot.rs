@@ -1,30 +1,118 @@
-//! The anti-bot check every vote passes before it is batched.
+//! The anti-bot policy every vote passes before it is batched, and that hands out challenges.
 //!
-//! This is the seam where the proof-of-work captcha plugs in: a vote carries an optional
-//! `captcha` field, and `AntiBot::check` decides whether it proves a person cast it. Until the
-//! captcha is built, the only policy is `Off`, chosen explicitly, and named so in the logs and
-//! the readiness report: it verifies nothing and pretends nothing.
+//! `off`: nothing is checked (pipeline load tests only). `altcha`: every vote needs a freshly
+//! solved ALTCHA challenge for its paredão, spent at most once across all replicas; how hard
+//! the challenge is depends on how fast the client has been voting. `external`: every vote
+//! carries an hCaptcha / Turnstile / reCAPTCHA token, checked with the provider (which also
+//! makes each token single-use).
 
-use voting::paredao::Paredao;
+use std::sync::Arc;
+use std::time::Instant;
 
-use crate::error::ApiError;
+use chrono::Utc;
+use voting::configuration::{CaptchaMode, CaptchaSettings};
+use voting::paredao::ParedaoId;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AntiBot {
-    /// No check: every well-formed vote for an open paredão is accepted.
-    Off,
+use crate::captcha::{Altcha, CaptchaRejection, ChallengeView};
+use crate::external_captcha::{ExternalCaptcha, ExternalCaptchaError};
+use crate::difficulty::Difficulty;
+use crate::spent_challenges::SpentChallenges;
+
+pub struct AntiBot {
+    mode: CaptchaMode,
+    altcha: Altcha,
+    difficulty: Difficulty,
+    spent: Arc<SpentChallenges>,
+    external: Option<ExternalCaptcha>,
+}
+
+/// Why a vote's proof was not checked or not accepted.
+#[derive(Debug)]
+pub enum AntiBotError {
+    Rejected(CaptchaRejection),
+    /// The external provider could not be asked: the vote is refused (fail closed) with 503.
+    ProviderUnavailable,
+}
+
+/// Who is asking, as far as the API can tell: the address (behind nginx, the forwarded one) and
+/// the browser's cookie, if it has one yet.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub address: String,
+    pub cookie: Option<String>,
 }
 
 impl AntiBot {
+    /// # Errors
+    /// When `mode: external` has no `captcha.external` settings.
+    pub fn new(settings: &CaptchaSettings, spent: Arc<SpentChallenges>) -> anyhow::Result<Self> {
+        let external = match (settings.mode, &settings.external) {
+            (CaptchaMode::External, Some(e)) => Some(ExternalCaptcha::new(e.clone())),
+            (CaptchaMode::External, None) => anyhow::bail!("captcha.mode is external but captcha.external is not set"),
+            _ => None,
+        };
+        Ok(Self {
+            mode: settings.mode,
+            altcha: Altcha::new(settings.hmac_key(), settings.expires_secs),
+            difficulty: Difficulty::new(settings.difficulty.clone()),
+            spent,
+            external,
+        })
+    }
+
     pub fn name(&self) -> &'static str {
-        match self {
-            AntiBot::Off => "off",
+        match self.mode {
+            CaptchaMode::Off => "off",
+            CaptchaMode::Altcha => "altcha",
+            CaptchaMode::External => "external",
         }
     }
 
-    pub fn check(&self, _paredao: &Paredao, _captcha: Option<&str>) -> Result<(), ApiError> {
-        match self {
-            AntiBot::Off => Ok(()),
+    /// A challenge for `client` to solve before voting in `paredao`; `None` when none is needed.
+    pub fn challenge(&self, paredao: &ParedaoId, client: &Client) -> Option<ChallengeView> {
+        match self.mode {
+            CaptchaMode::Off | CaptchaMode::External => None,
+            CaptchaMode::Altcha => {
+                let mut keys = vec![format!("ip:{}", client.address)];
+                if let Some(c) = &client.cookie {
+                    keys.push(format!("cookie:{c}"));
+                }
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let max_number = self.difficulty.next(&keys, Instant::now());
+                Some(self.altcha.challenge(paredao, max_number, Utc::now()))
+            }
         }
+    }
+
+    /// Checks the vote's captcha solution (or provider token) and spends it.
+    pub async fn check(&self, paredao: &ParedaoId, solution: Option<&str>, client_ip: Option<std::net::IpAddr>) -> Result<(), AntiBotError> {
+        match self.mode {
+            CaptchaMode::Off => Ok(()),
+            CaptchaMode::Altcha => {
+                let solved = self.altcha.verify(paredao, solution).map_err(AntiBotError::Rejected)?;
+                if self.spent.spend(&solved.challenge_id, solved.expires_at) {
+                    Ok(())
+                } else {
+                    Err(AntiBotError::Rejected(CaptchaRejection::AlreadyUsed))
+                }
+            }
+            CaptchaMode::External => {
+                let external = self.external.as_ref().expect("built with external settings");
+                external.verify(solution, client_ip).await.map_err(|e| match e {
+                    ExternalCaptchaError::Missing => AntiBotError::Rejected(CaptchaRejection::Missing),
+                    ExternalCaptchaError::Rejected(_) => AntiBotError::Rejected(CaptchaRejection::ProviderRejected),
+                    ExternalCaptchaError::Unavailable => AntiBotError::ProviderUnavailable,
+                })
+            }
+        }
+    }
+
+    /// How many spent challenges this replica knows of (its own and those it heard of).
+    pub fn spent_known(&self) -> usize {
+        self.spent.len()
+    }
+
+    pub fn purge(&self) {
+        self.difficulty.purge(Instant::now());
     }
 }

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use voting::paredao::ParedaoState;
 
 use crate::batcher::PublishError;
+use crate::captcha::CaptchaRejection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -30,6 +31,12 @@ pub enum ApiError {
     NotDurable(PublishError),
     #[error("the service is not ready: {0}")]
     Unavailable(&'static str),
+    #[error("{0}")]
+    Captcha(CaptchaRejection),
+    #[error("too many votes from this client; wait {}s and try again", .0.as_secs().max(1))]
+    RateLimited(std::time::Duration),
+    #[error("this deployment hands out no proof-of-work challenges (captcha mode off or external)")]
+    CaptchaOff,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -51,6 +58,10 @@ impl ApiError {
             ApiError::UnknownParticipant { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ParedaoNotOpen { .. } => StatusCode::CONFLICT,
             ApiError::NotDurable(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Captcha(CaptchaRejection::Missing | CaptchaRejection::Malformed) => StatusCode::BAD_REQUEST,
+            ApiError::Captcha(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::CaptchaOff => StatusCode::NOT_FOUND,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -65,6 +76,9 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::NotDurable(_) => "vote_not_durable",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Captcha(r) => r.code(),
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::CaptchaOff => "captcha_off",
             ApiError::Unexpected(_) => "internal_error",
         }
     }
@@ -106,6 +120,11 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // The broker or store is usually back within seconds.
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::RateLimited(wait) = &self {
+            // Whole seconds, rounded up: a client that waits this long is let through.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response
     }

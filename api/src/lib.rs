@@ -4,11 +4,17 @@
 pub mod anti_bot;
 pub mod batcher;
 pub mod broker_link;
+pub mod captcha;
+pub mod difficulty;
+pub mod client_address;
 pub mod error;
+pub mod external_captcha;
 pub mod health;
 pub mod openapi;
 pub mod paredao_cache;
+pub mod rate_limit;
 pub mod results_cache;
 pub mod routes;
+pub mod spent_challenges;
 pub mod startup;
 pub mod state;

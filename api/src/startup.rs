@@ -21,6 +21,9 @@ use voting::configuration::Settings;
 use voting::store::Store;
 
 use crate::anti_bot::AntiBot;
+use crate::rate_limit::RateLimiter;
+use crate::spent_challenges::{SpentChallenges, spawn_gossip};
+use voting::configuration::CaptchaMode;
 use crate::batcher::{Batcher, BatcherTask};
 use crate::broker_link::BrokerLink;
 use crate::error::ApiError;
@@ -62,7 +65,7 @@ impl Application {
         let paredoes = Arc::new(ParedaoCache::default());
         let results = Arc::new(ResultsCache::default());
         let app = &settings.application;
-        let refreshers = vec![
+        let mut refreshers = vec![
             paredoes.clone().spawn_refresher(
                 store.clone(),
                 settings.seed.clone(),
@@ -78,12 +81,42 @@ impl Application {
             ),
         ];
 
-        let state = AppState { paredoes, results, batcher, broker, store_health, anti_bot: AntiBot::Off, metrics };
+        if settings.captcha.mode == CaptchaMode::Altcha && settings.captcha.hmac_key() == "change-me" {
+            anyhow::bail!("captcha.hmac_key is the placeholder: set APP_CAPTCHA__HMAC_KEY (the same on every replica)");
+        }
+        let (spent, spent_news) = SpentChallenges::new();
+        refreshers.push(spawn_gossip(spent.clone(), spent_news, settings.broker.clone(), refreshers_stop.clone()));
+        let anti_bot = Arc::new(AntiBot::new(&settings.captcha, spent)?);
+        {
+            let (anti_bot, stop) = (anti_bot.clone(), refreshers_stop.clone());
+            refreshers.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(30)) => anti_bot.purge(),
+                    }
+                }
+            }));
+        }
+        let rate_limiter = Arc::new(RateLimiter::new(&settings.rate_limit));
+        refreshers.push(rate_limiter.clone().spawn_purger(Duration::from_secs(30), refreshers_stop.clone()));
+
+        let state = AppState {
+            paredoes,
+            results,
+            batcher,
+            broker,
+            store_health,
+            anti_bot: anti_bot.clone(),
+            rate_limiter,
+            trusted_proxies: Arc::new(app.trusted_proxies.clone()),
+            metrics,
+        };
         let router = router(state, app.body_limit_bytes);
 
         let listener = TcpListener::bind((app.host.as_str(), app.port)).await?;
         let port = listener.local_addr()?.port();
-        tracing::info!(port, anti_bot = AntiBot::Off.name(), "api listening");
+        tracing::info!(port, anti_bot = anti_bot.name(), "api listening");
         Ok(Self {
             listener,
             port,
@@ -100,7 +133,10 @@ impl Application {
     /// (their votes are confirmed by the broker first), flushes the batcher, and closes the
     /// broker connection last.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        // Connect info: the peer address decides whose X-Real-IP is believed.
+        let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
         let bg = self.background;
         bg.batcher.close().await;
         bg.refreshers_stop.cancel();
@@ -118,6 +154,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
     let (api_router, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::paredao::get_paredao))
         .routes(routes!(routes::votes::cast_vote))
+        .routes(routes!(routes::challenge::get_challenge))
         .routes(routes!(routes::results::get_results))
         .routes(routes!(routes::stats::get_stats))
         .routes(routes!(routes::health::live))

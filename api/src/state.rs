@@ -8,6 +8,7 @@ use crate::anti_bot::AntiBot;
 use crate::batcher::Batcher;
 use crate::broker_link::BrokerLink;
 use crate::health::StoreHealth;
+use crate::rate_limit::RateLimiter;
 use crate::paredao_cache::ParedaoCache;
 use crate::results_cache::ResultsCache;
 
@@ -18,6 +19,9 @@ pub struct AppState {
     pub batcher: Batcher,
     pub broker: Arc<BrokerLink>,
     pub store_health: Arc<StoreHealth>,
-    pub anti_bot: AntiBot,
+    pub anti_bot: Arc<AntiBot>,
+    pub rate_limiter: Arc<RateLimiter>,
+    /// Peers whose X-Real-IP / X-Forwarded-For are believed (nginx).
+    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
     pub metrics: PrometheusHandle,
 }

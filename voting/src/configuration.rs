@@ -18,6 +18,8 @@ pub struct Settings {
     pub consumer: ConsumerSettings,
     pub broker: BrokerSettings,
     pub store: StoreSettings,
+    pub captcha: CaptchaSettings,
+    pub rate_limit: RateLimitSettings,
     /// Paredões written to the store at start-up (an upsert by id), until the admin area exists.
     #[serde(default)]
     pub seed: Vec<Paredao>,
@@ -32,6 +34,18 @@ pub struct ApplicationSettings {
     /// How often each replica reloads the paredões and the counters it serves from memory.
     pub paredoes_refresh_ms: u64,
     pub results_refresh_ms: u64,
+    /// Peers whose X-Real-IP / X-Forwarded-For headers are believed: the nginx in front.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+/// Votes per client address, per API replica (nginx has a coarser limit across replicas).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    /// The steady rate a key may sustain.
+    pub per_second: f64,
+    /// How many requests a key that has been idle may make at once.
+    pub burst: u32,
+    pub enabled: bool,
 }
 
 /// Group commit: a batch is published when it holds `max_votes` or its first vote has waited
@@ -76,6 +90,99 @@ pub struct StoreSettings {
     /// `retryWrites=false` (with retryable writes it slows to a crawl after ~10k writes).
     pub url: SecretString,
     pub database: String,
+}
+
+/// Which proof that a person votes the API demands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptchaMode {
+    /// No check at all: for load tests of the pipeline alone, never in production.
+    Off,
+    /// ALTCHA proof of work, verified here (one hash), single-use across replicas.
+    Altcha,
+    /// hCaptcha, Turnstile or reCAPTCHA, verified against the provider's siteverify endpoint
+    /// (`captcha.external`).
+    External,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CaptchaSettings {
+    pub mode: CaptchaMode,
+    /// Signs the challenges. Generated on first local run (run/local/secrets), never committed;
+    /// every replica of a deployment must share it.
+    pub hmac_key: SecretString,
+    /// How long a challenge may be solved and spent.
+    pub expires_secs: u64,
+    pub difficulty: DifficultySettings,
+    /// Required with `mode: external`.
+    #[serde(default)]
+    pub external: Option<ExternalCaptchaSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Hcaptcha,
+    Turnstile,
+    Recaptcha,
+}
+
+impl Provider {
+    /// The label used in logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Provider::Hcaptcha => "hcaptcha",
+            Provider::Turnstile => "turnstile",
+            Provider::Recaptcha => "recaptcha",
+        }
+    }
+
+    pub fn default_verify_url(&self) -> &'static str {
+        match self {
+            Provider::Hcaptcha => "https://api.hcaptcha.com/siteverify",
+            Provider::Turnstile => "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+            Provider::Recaptcha => "https://www.google.com/recaptcha/api/siteverify",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExternalCaptchaSettings {
+    pub provider: Provider,
+    pub secret: SecretString,
+    /// Overrides the provider's siteverify URL (tests point it at a local fake).
+    #[serde(default)]
+    pub verify_url: Option<String>,
+    /// reCAPTCHA v3 only: minimum score accepted (default 0.5).
+    #[serde(default)]
+    pub min_score: Option<f64>,
+    /// Bounds the whole siteverify round trip, so a slow provider cannot hold votes hostage.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    3000
+}
+
+
+/// The work a client must do: ALTCHA's `maxnumber` (the expected work is half of it, in
+/// SHA-256 hashes). It grows with the client's recent vote rate: `base` while it votes at most
+/// `free_per_window` times per `window_secs`, then multiplied by `growth` for every vote beyond,
+/// up to `max`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DifficultySettings {
+    pub base: u64,
+    pub max: u64,
+    pub window_secs: u64,
+    pub free_per_window: u32,
+    pub growth: f64,
+}
+
+impl CaptchaSettings {
+    pub fn hmac_key(&self) -> &str {
+        self.hmac_key.expose_secret()
+    }
 }
 
 impl BrokerSettings {

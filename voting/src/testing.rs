@@ -63,6 +63,12 @@ pub fn test_settings() -> Settings {
     s.broker.queue = format!("votes-test-{unique}");
     s.store.url = mongo_url().into();
     s.store.database = format!("paredao_test_{unique}");
+    s.captcha.hmac_key = format!("test-{unique}").into();
+    // Trivial work: tests solve many challenges; the check costs the same at any difficulty.
+    s.captcha.difficulty.base = 200;
+    s.captcha.difficulty.max = 2_000;
+    // Tests send hundreds of votes from one address; the tests of the limit turn it on.
+    s.rate_limit.enabled = false;
     s.seed = vec![paredao(OPEN, -1, 24), paredao(CLOSED, -3, -1), paredao(SCHEDULED, 2, 5)];
     s
 }

@@ -15,6 +15,8 @@ pub struct Readiness {
     pub paredoes_loaded: bool,
     /// The anti-bot policy in force.
     pub anti_bot: &'static str,
+    /// Spent captcha challenges this replica knows of, its own and those other replicas told it.
+    pub spent_challenges_known: usize,
 }
 
 /// The process is up. Says nothing about its dependencies.
@@ -34,7 +36,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let paredoes_loaded = state.paredoes.is_loaded();
     let ready = broker_connected && store_reachable && paredoes_loaded;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { ready, broker_connected, store_reachable, paredoes_loaded, anti_bot: state.anti_bot.name() }))
+    (status, Json(Readiness { ready, broker_connected, store_reachable, paredoes_loaded, anti_bot: state.anti_bot.name(), spent_challenges_known: state.anti_bot.spent_known() }))
 }
 
 /// Prometheus metrics, text exposition format.

@@ -1,14 +1,21 @@
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum_extra::extract::CookieJar;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use voting::paredao::{ParedaoId, ParedaoState, ParticipantId};
 use voting::vote::Vote;
 
+use super::challenge::client_of;
 use super::find_paredao;
+use crate::anti_bot::{AntiBotError, Client};
+use crate::captcha::ChallengeView;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -17,8 +24,8 @@ pub struct VoteRequest {
     /// The participant voted for (to leave the house).
     #[schema(example = "ana")]
     pub participant_id: String,
-    /// Proof that a person cast this vote (the captcha solution). Not checked while the
-    /// anti-bot policy is `off`.
+    /// Proof that a person cast this vote: the solved ALTCHA challenge, as the widget sends it
+    /// (base64 of its JSON payload). Each challenge buys one vote.
     #[serde(default)]
     pub captcha: Option<String>,
 }
@@ -30,6 +37,9 @@ pub struct VoteAccepted {
     /// Always `accepted`: the vote is durable in the queue and will be counted.
     #[schema(example = "accepted")]
     pub status: &'static str,
+    /// The challenge for the next vote, so that voting again costs one request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_challenge: Option<ChallengeView>,
 }
 
 /// Casts one vote. Answered 202 only once the vote is durable in the message queue; 503 when it
@@ -40,21 +50,27 @@ pub struct VoteAccepted {
     request_body = VoteRequest,
     responses(
         (status = 202, description = "Vote accepted and durable", body = VoteAccepted),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or the captcha solution is missing or malformed", body = ErrorBody),
+        (status = 403, description = "The captcha solution is forged, expired, for another paredão, or already used", body = ErrorBody),
         (status = 404, description = "No such paredão", body = ErrorBody),
         (status = 409, description = "The paredão is not open", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Unknown participant or missing field", body = ErrorBody),
+        (status = 429, description = "Too many votes from this client; see Retry-After", body = ErrorBody),
         (status = 503, description = "The vote could not be made durable; try again", body = ErrorBody),
     )
 )]
 pub async fn cast_vote(
     State(state): State<AppState>,
     Path(paredao_id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    jar: CookieJar,
     body: Result<Json<VoteRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<VoteAccepted>), ApiError> {
-    let outcome = accept(&state, &paredao_id, body).await;
+    let client = client_of(&state, &headers, peer, &jar);
+    let outcome = accept(&state, &paredao_id, &client, body).await;
     // Accepted votes are counted by the batcher when the broker confirms them.
     if let Err(e) = &outcome {
         metrics::counter!("paredao_votes_rejected_total", "reason" => e.code()).increment(1);
@@ -65,8 +81,11 @@ pub async fn cast_vote(
 async fn accept(
     state: &AppState,
     paredao_id: &str,
+    client: &Client,
     body: Result<Json<VoteRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<VoteAccepted>), ApiError> {
+    // First, before any work: a flood is refused at the cost of one map lookup.
+    state.rate_limiter.check(&client.address, Instant::now()).map_err(ApiError::RateLimited)?;
     // Recorded into the request's span, so the access log line says what was voted.
     tracing::Span::current().record("paredao", paredao_id);
     let Json(request) = body?;
@@ -81,12 +100,21 @@ async fn accept(
         paredao: paredao.id.to_string(),
         participant: request.participant_id.clone(),
     })?;
-    state.anti_bot.check(&paredao, request.captcha.as_deref())?;
+    let ip = client.address.parse().ok();
+    state.anti_bot.check(&paredao.id, request.captcha.as_deref(), ip).await.map_err(|e| match e {
+        AntiBotError::Rejected(r) => ApiError::Captcha(r),
+        AntiBotError::ProviderUnavailable => ApiError::Unavailable("the captcha provider cannot be reached"),
+    })?;
 
     let vote = Vote::new(paredao.id.clone(), participant.id.clone(), now);
     state.batcher.submit(vote).await.map_err(ApiError::NotDurable)?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(VoteAccepted { paredao_id: paredao.id.clone(), participant_id: participant.id.clone(), status: "accepted" }),
+        Json(VoteAccepted {
+            paredao_id: paredao.id.clone(),
+            participant_id: participant.id.clone(),
+            status: "accepted",
+            next_challenge: state.anti_bot.challenge(&paredao.id, client),
+        }),
     ))
 }

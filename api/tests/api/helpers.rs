@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use api::captcha::ChallengeView;
 use api::startup::Application;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -63,13 +64,34 @@ impl TestApp {
         .await
     }
 
+    /// A vote as a browser casts it: fetch a challenge, solve it, post the vote with it.
     pub async fn vote(&self, paredao: &str, participant: &str) -> reqwest::Response {
+        let solution = self.solved_challenge(paredao).await;
+        self.vote_with(paredao, participant, Some(&solution)).await
+    }
+
+    pub async fn vote_with(&self, paredao: &str, participant: &str, captcha: Option<&str>) -> reqwest::Response {
         self.client
             .post(self.url(&format!("/api/paredoes/{paredao}/votes")))
-            .json(&serde_json::json!({ "participant_id": participant }))
+            .json(&serde_json::json!({ "participant_id": participant, "captcha": captcha }))
             .send()
             .await
             .expect("the api answers")
+    }
+
+    pub async fn challenge(&self, paredao: &str) -> ChallengeView {
+        let r = self.client.get(self.url(&format!("/api/paredoes/{paredao}/challenge"))).send().await.expect("the api answers");
+        assert_eq!(r.status(), 200, "a challenge for {paredao}");
+        r.json().await.expect("a challenge")
+    }
+
+    /// A challenge for `paredao`, solved: what the widget puts in the vote's `captcha`.
+    pub async fn solved_challenge(&self, paredao: &str) -> String {
+        // Closed or unknown paredões have challenges too (or a 404): the vote is refused later.
+        match self.client.get(self.url(&format!("/api/paredoes/{paredao}/challenge"))).send().await {
+            Ok(r) if r.status() == 200 => api::captcha::solve(&r.json().await.expect("a challenge")),
+            _ => String::new(),
+        }
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, Value) {

@@ -9,12 +9,17 @@ async fn graceful_shutdown_loses_no_accepted_vote() {
     let mut app = spawn_app().await;
     let accepted = Arc::new(AtomicU64::new(0));
     let url = app.url(&format!("/api/paredoes/{OPEN}/votes"));
+    let challenge_url = app.url(&format!("/api/paredoes/{OPEN}/challenge"));
     let mut senders = Vec::new();
     for _ in 0..16 {
-        let (client, url, accepted) = (app.client.clone(), url.clone(), accepted.clone());
+        let (client, url, challenge_url, accepted) = (app.client.clone(), url.clone(), challenge_url.clone(), accepted.clone());
         senders.push(tokio::spawn(async move {
             for _ in 0..200 {
-                match client.post(&url).json(&serde_json::json!({ "participant_id": "ana" })).send().await {
+                // As a browser does: a challenge per vote (refused once the API is stopping).
+                let Ok(r) = client.get(&challenge_url).send().await else { continue };
+                let Ok(challenge) = r.json::<api::captcha::ChallengeView>().await else { continue };
+                let captcha = api::captcha::solve(&challenge);
+                match client.post(&url).json(&serde_json::json!({ "participant_id": "ana", "captcha": captcha })).send().await {
                     Ok(r) if r.status() == 202 => {
                         accepted.fetch_add(1, Ordering::SeqCst);
                     }

@@ -25,6 +25,7 @@ fn start_consumer_process(settings: &Settings) -> Child {
         .env("APP_CONSUMER__MAX_MESSAGES_PER_WRITE", "3")
         .env("APP_CONSUMER__PREFETCH", "20")
         .env("RUST_LOG", "warn")
+        .env("APP_CAPTCHA__HMAC_KEY", settings.captcha.hmac_key())
         .stdout(Stdio::null())
         .spawn()
         .expect("the consumer binary starts")
@@ -36,6 +37,8 @@ async fn a_consumer_killed_mid_stream_counts_every_accepted_vote_exactly_once() 
     let mut settings = test_settings();
     // Many small messages: more kills land mid-message-stream.
     settings.batcher.max_votes = 10;
+    // This test is about the consumer; votes come straight from a client without a captcha.
+    settings.captcha.mode = voting::configuration::CaptchaMode::Off;
     settings.batcher.max_wait_ms = 1;
     let store = Store::connect(&settings.store).await.unwrap();
     let publisher = Publisher::connect(&settings).await;
@@ -103,6 +106,7 @@ async fn a_consumer_stopped_with_sigterm_exits_cleanly_and_promptly() {
         .env("APP_STORE__URL", settings.store.url.expose_secret())
         .env("APP_STORE__DATABASE", &settings.store.database)
         .env("APP_CONSUMER__PORT", port.to_string())
+        .env("APP_CAPTCHA__HMAC_KEY", settings.captcha.hmac_key())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

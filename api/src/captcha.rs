@@ -1,0 +1,258 @@
+//! ALTCHA proof of work: challenges bound to a paredão, expiring, verified with one hash.
+//!
+//! A challenge's salt is `<paredão>:<random>?expires=<unix>&`; the challenge is
+//! SHA-256(salt + secret number) and the signature an HMAC of it, so changing the salt (to
+//! extend the expiry or to move the challenge to another paredão) breaks the signature. The
+//! paredão is part of the salt itself rather than a second `?` parameter: altcha-lib-rs
+//! rebuilds the parameters from a HashMap when it verifies, in an order that differs from run
+//! to run, so a salt with two parameters would verify only by chance. The
+//! browser finds the number by brute force; the server checks it with one hash and one HMAC,
+//! whatever the difficulty.
+
+use altcha_lib_rs::{Challenge, ChallengeOptions, Payload};
+use base64::Engine;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use voting::paredao::ParedaoId;
+
+/// Why a vote's captcha was refused. Each is a metric label and a WARN log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CaptchaRejection {
+    #[error("the vote carries no captcha solution; solve the challenge first")]
+    Missing,
+    #[error("the captcha solution is not a valid ALTCHA payload")]
+    Malformed,
+    #[error("the captcha solution does not match its signed challenge")]
+    BadSignature,
+    #[error("the captcha challenge has expired; solve a fresh one")]
+    Expired,
+    #[error("the captcha challenge was issued for another paredão")]
+    WrongParedao,
+    #[error("this captcha challenge was already used for a vote; solve a fresh one")]
+    AlreadyUsed,
+    #[error("the captcha provider did not accept the token")]
+    ProviderRejected,
+}
+
+impl CaptchaRejection {
+    pub fn code(self) -> &'static str {
+        match self {
+            CaptchaRejection::Missing => "captcha_missing",
+            CaptchaRejection::Malformed => "captcha_malformed",
+            CaptchaRejection::BadSignature => "captcha_bad_signature",
+            CaptchaRejection::Expired => "captcha_expired",
+            CaptchaRejection::WrongParedao => "captcha_wrong_paredao",
+            CaptchaRejection::AlreadyUsed => "captcha_already_used",
+            CaptchaRejection::ProviderRejected => "captcha_rejected",
+        }
+    }
+}
+
+/// The challenge as the `altcha` widget expects it from its `challengeurl`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChallengeView {
+    #[schema(example = "SHA-256")]
+    pub algorithm: String,
+    pub challenge: String,
+    /// The work asked of this client: the number searched for is at most this.
+    pub maxnumber: u64,
+    pub salt: String,
+    pub signature: String,
+}
+
+impl From<Challenge> for ChallengeView {
+    fn from(c: Challenge) -> Self {
+        let algorithm = serde_json::to_value(c.algorithm).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| "SHA-256".into());
+        Self { algorithm, challenge: c.challenge, maxnumber: c.maxnumber, salt: c.salt, signature: c.signature }
+    }
+}
+
+/// The payload as the widget sends it. altcha-lib-rs reads `took` as a whole number, but the
+/// 3.x widget sends milliseconds with a decimal (`4707.5`): read it here, and leave it out of
+/// what is verified (it is the client's own timing, not part of the proof).
+#[derive(Debug, Deserialize)]
+struct WidgetPayload {
+    algorithm: altcha_lib_rs::algorithm::AltchaAlgorithm,
+    challenge: String,
+    number: u64,
+    salt: String,
+    signature: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    took: Option<f64>,
+}
+
+impl From<WidgetPayload> for Payload {
+    fn from(w: WidgetPayload) -> Self {
+        Payload { algorithm: w.algorithm, challenge: w.challenge, number: w.number, salt: w.salt, signature: w.signature, took: None }
+    }
+}
+
+/// A verified solution: the id to spend and when the challenge expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Solved {
+    pub challenge_id: String,
+    pub expires_at: i64,
+}
+
+pub struct Altcha {
+    hmac_key: String,
+    expires: TimeDelta,
+}
+
+impl Altcha {
+    pub fn new(hmac_key: &str, expires_secs: u64) -> Self {
+        Self { hmac_key: hmac_key.to_string(), expires: TimeDelta::seconds(expires_secs as i64) }
+    }
+
+    pub fn challenge(&self, paredao: &ParedaoId, max_number: u64, now: DateTime<Utc>) -> ChallengeView {
+        let random: [u8; 12] = rand_bytes();
+        let salt = format!("{paredao}:{}", random.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        altcha_lib_rs::create_challenge(ChallengeOptions {
+            hmac_key: &self.hmac_key,
+            max_number: Some(max_number.max(1)),
+            expires: Some(now + self.expires),
+            salt: Some(salt),
+            ..Default::default()
+        })
+        .expect("a challenge with a positive max number is always created")
+        .into()
+    }
+
+    /// Checks a solution (the widget's base64 payload, or the payload's JSON itself) for
+    /// `paredao`. Does not spend it.
+    pub fn verify(&self, paredao: &ParedaoId, solution: Option<&str>) -> Result<Solved, CaptchaRejection> {
+        let solution = solution.map(str::trim).filter(|s| !s.is_empty()).ok_or(CaptchaRejection::Missing)?;
+        let json = if solution.starts_with('{') {
+            solution.as_bytes().to_vec()
+        } else {
+            base64::engine::general_purpose::STANDARD.decode(solution).map_err(|_| CaptchaRejection::Malformed)?
+        };
+        let payload: Payload = serde_json::from_slice::<WidgetPayload>(&json).map_err(|_| CaptchaRejection::Malformed)?.into();
+        let params = salt_params(&payload.salt);
+        // A challenge without an expiry would be good forever: we never issue one.
+        let expires_at: i64 = params.get("expires").and_then(|e| e.parse().ok()).ok_or(CaptchaRejection::Malformed)?;
+        altcha_lib_rs::verify_solution(&payload, &self.hmac_key, true).map_err(|e| match e {
+            altcha_lib_rs::error::Error::VerificationFailedExpired(_) => CaptchaRejection::Expired,
+            altcha_lib_rs::error::Error::VerificationMismatchChallenge(_)
+            | altcha_lib_rs::error::Error::VerificationMismatchSignature(_) => CaptchaRejection::BadSignature,
+            _ => CaptchaRejection::Malformed,
+        })?;
+        // Only now is the salt known to be ours, paredão included.
+        let issued_for = payload.salt.split_once(':').map(|(p, _)| p);
+        if issued_for != Some(paredao.as_str()) {
+            return Err(CaptchaRejection::WrongParedao);
+        }
+        Ok(Solved { challenge_id: payload.challenge, expires_at })
+    }
+}
+
+/// Unpredictable bytes for a salt: two UUIDv4s' worth of the OS's randomness.
+fn rand_bytes() -> [u8; 12] {
+    let a = uuid::Uuid::new_v4();
+    let mut out = [0u8; 12];
+    out.copy_from_slice(&a.as_bytes()[..12]);
+    out
+}
+
+/// The `key=value` parameters after the `?` of a salt. Only trusted once the signature, which
+/// covers the whole salt, has been verified.
+fn salt_params(salt: &str) -> std::collections::HashMap<String, String> {
+    salt.split_once('?')
+        .map(|(_, query)| {
+            query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Solves a challenge the way the widget does (brute force), and encodes the payload the way
+/// the widget sends it. For tests and the load generator.
+pub fn solve(challenge: &ChallengeView) -> String {
+    let number = altcha_lib_rs::solve_challenge(&challenge.challenge, &challenge.salt, None, Some(challenge.maxnumber), 0)
+        .expect("the challenge is solvable within its max number");
+    encode_solution(challenge, number)
+}
+
+pub fn encode_solution(challenge: &ChallengeView, number: u64) -> String {
+    let payload = serde_json::json!({
+        "algorithm": challenge.algorithm, "challenge": challenge.challenge, "number": number,
+        "salt": challenge.salt, "signature": challenge.signature,
+    });
+    base64::engine::general_purpose::STANDARD.encode(payload.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paredao(id: &str) -> ParedaoId {
+        ParedaoId::parse(id).unwrap()
+    }
+
+    fn altcha() -> Altcha {
+        Altcha::new("test-key", 300)
+    }
+
+    #[test]
+    fn a_solved_challenge_verifies_for_its_paredao_only() {
+        let a = altcha();
+        let c = a.challenge(&paredao("p1"), 5_000, Utc::now());
+        let solution = solve(&c);
+        let solved = a.verify(&paredao("p1"), Some(&solution)).unwrap();
+        assert_eq!(solved.challenge_id, c.challenge);
+        assert_eq!(a.verify(&paredao("p2"), Some(&solution)), Err(CaptchaRejection::WrongParedao));
+    }
+
+    #[test]
+    fn forged_tampered_expired_and_missing_solutions_are_refused_with_their_reason() {
+        let a = altcha();
+        let c = a.challenge(&paredao("p1"), 2_000, Utc::now());
+        let number = altcha_lib_rs::solve_challenge(&c.challenge, &c.salt, None, Some(c.maxnumber), 0).unwrap();
+
+        assert_eq!(a.verify(&paredao("p1"), None), Err(CaptchaRejection::Missing));
+        assert_eq!(a.verify(&paredao("p1"), Some("  ")), Err(CaptchaRejection::Missing));
+        assert_eq!(a.verify(&paredao("p1"), Some("not base64 !")), Err(CaptchaRejection::Malformed));
+
+        let wrong_number = encode_solution(&c, number + 1);
+        assert_eq!(a.verify(&paredao("p1"), Some(&wrong_number)), Err(CaptchaRejection::BadSignature));
+
+        let forged = Altcha::new("another-key", 300).challenge(&paredao("p1"), 2_000, Utc::now());
+        assert_eq!(a.verify(&paredao("p1"), Some(&solve(&forged))), Err(CaptchaRejection::BadSignature));
+
+        // Moving the challenge to another paredão, or pushing its expiry, changes the salt.
+        let mut tampered = c.clone();
+        tampered.salt = c.salt.replace("p1:", "p2:");
+        assert_eq!(a.verify(&paredao("p2"), Some(&encode_solution(&tampered, number))), Err(CaptchaRejection::BadSignature));
+
+        let old = a.challenge(&paredao("p1"), 2_000, Utc::now() - TimeDelta::seconds(600));
+        assert_eq!(a.verify(&paredao("p1"), Some(&solve(&old))), Err(CaptchaRejection::Expired));
+    }
+
+    #[test]
+    fn the_widgets_payload_with_a_decimal_took_is_accepted() {
+        let a = altcha();
+        let c = a.challenge(&paredao("p1"), 1_000, Utc::now());
+        let number = altcha_lib_rs::solve_challenge(&c.challenge, &c.salt, None, Some(c.maxnumber), 0).unwrap();
+        let payload = serde_json::json!({
+            "algorithm": "SHA-256", "challenge": c.challenge, "number": number,
+            "salt": c.salt, "signature": c.signature, "took": 4707.5,
+        });
+        let encoded = base64::engine::general_purpose::STANDARD.encode(payload.to_string());
+        assert!(a.verify(&paredao("p1"), Some(&encoded)).is_ok());
+    }
+
+    #[test]
+    fn a_challenge_at_production_difficulty_is_solvable_by_the_widgets_algorithm() {
+        // The widget searches 0..=maxnumber for SHA-256(salt + n) == challenge: the same loop
+        // as `solve`. At the production base difficulty that is at most 100,000 hashes.
+        let a = altcha();
+        let c = a.challenge(&paredao("p1"), 100_000, Utc::now());
+        assert_eq!(c.algorithm, "SHA-256");
+        assert!(a.verify(&paredao("p1"), Some(&solve(&c))).is_ok());
+    }
+}

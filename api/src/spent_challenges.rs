@@ -1,0 +1,165 @@
+//! Challenges already spent, so each one buys a single vote across the whole deployment.
+//!
+//! Each replica keeps the ids it has seen in memory until they expire (a challenge is worthless
+//! after that anyway), and tells every other replica through a RabbitMQ fanout exchange
+//! (`<queue>.spent`): a replay sent to another replica is refused there as soon as the news
+//! has arrived, a few milliseconds later. No database call per vote.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, ExchangeKind};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use voting::backoff::Backoff;
+use voting::configuration::BrokerSettings;
+
+const SHARDS: usize = 16;
+
+/// Ids with the unix second they expire at.
+pub struct SpentChallenges {
+    shards: Vec<Mutex<HashMap<String, i64>>>,
+    news: mpsc::UnboundedSender<(String, i64)>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SpentNews {
+    ids: Vec<(String, i64)>,
+}
+
+impl SpentChallenges {
+    /// The set alone; what it learns to tell others comes out of the returned receiver.
+    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<(String, i64)>) {
+        let (news, outbox) = mpsc::unbounded_channel();
+        let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
+        (Arc::new(Self { shards, news }), outbox)
+    }
+
+    fn shard(&self, id: &str) -> &Mutex<HashMap<String, i64>> {
+        // The ids are hex digests: their first byte is already uniformly spread.
+        let b = id.as_bytes().first().copied().unwrap_or(0) as usize;
+        &self.shards[b % SHARDS]
+    }
+
+    /// Spends `id`: true the first time, false if it was spent before (here or, once the news
+    /// arrived, on another replica).
+    pub fn spend(&self, id: &str, expires_at: i64) -> bool {
+        let fresh = self.shard(id).lock().expect("lock").insert(id.to_string(), expires_at).is_none();
+        if fresh {
+            let _ = self.news.send((id.to_string(), expires_at));
+        }
+        fresh
+    }
+
+    /// Records a spend another replica announced.
+    fn learn(&self, id: String, expires_at: i64) {
+        self.shard(&id).lock().expect("lock").insert(id, expires_at);
+    }
+
+    pub fn purge(&self, now_unix: i64) {
+        let mut total = 0;
+        for shard in &self.shards {
+            let mut s = shard.lock().expect("lock");
+            s.retain(|_, exp| *exp >= now_unix);
+            total += s.len();
+        }
+        metrics::gauge!("paredao_captcha_spent_challenges").set(total as f64);
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().expect("lock").len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Publishes this replica's spends and learns the others', reconnecting with backoff; purges
+/// expired ids every few seconds. Runs until `stop`.
+pub fn spawn_gossip(
+    spent: Arc<SpentChallenges>,
+    mut outbox: mpsc::UnboundedReceiver<(String, i64)>,
+    broker: BrokerSettings,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let exchange = format!("{}.spent", broker.queue);
+        let mut backoff = Backoff::default();
+        let mut purge = tokio::time::interval(Duration::from_secs(5));
+        let mut pending: Vec<(String, i64)> = Vec::new();
+        while !stop.is_cancelled() {
+            let session = async {
+                let connection = voting::broker::connect(&broker, "paredao-api-spent").await?;
+                let channel = connection.create_channel().await?;
+                channel
+                    .exchange_declare(exchange.as_str().into(), ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default())
+                    .await?;
+                // A queue of this replica's own: exclusive, gone when it disconnects.
+                let queue = channel
+                    .queue_declare("".into(), QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+                    .await?;
+                channel
+                    .queue_bind(queue.name().clone(), exchange.as_str().into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+                    .await?;
+                let mut incoming = channel
+                    .basic_consume(queue.name().clone(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+                    .await?;
+                backoff.reset();
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok::<(), lapin::Error>(()),
+                        _ = purge.tick() => spent.purge(chrono::Utc::now().timestamp()),
+                        n = outbox.recv_many(&mut pending, 1000) => {
+                            if n == 0 { return Ok(()); }
+                            // Whatever piled up meanwhile goes in the same message.
+                            while let Ok(more) = outbox.try_recv() { pending.push(more); }
+                            let body = serde_json::to_vec(&SpentNews { ids: std::mem::take(&mut pending) }).expect("serializes");
+                            channel.basic_publish(exchange.as_str().into(), "".into(), BasicPublishOptions::default(), &body, BasicProperties::default()).await?;
+                        }
+                        delivery = incoming.next() => {
+                            let Some(delivery) = delivery else { return Err(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed))) };
+                            if let Ok(news) = serde_json::from_slice::<SpentNews>(&delivery?.data) {
+                                for (id, exp) in news.ids { spent.learn(id, exp); }
+                            }
+                        }
+                    }
+                }
+            };
+            match session.await {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(error = %e, "spent-challenge gossip lost its broker connection; reconnecting"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_challenge_is_spent_once_and_forgotten_after_it_expires() {
+        let (spent, mut outbox) = SpentChallenges::new();
+        assert!(spent.spend("ab12", 100));
+        assert!(!spent.spend("ab12", 100));
+        assert_eq!(outbox.try_recv().unwrap(), ("ab12".to_string(), 100), "the first spend is announced");
+        assert!(outbox.try_recv().is_err(), "a refused replay is not");
+        spent.learn("cd34".into(), 50);
+        assert!(!spent.spend("cd34", 50), "a spend learned from another replica counts");
+        spent.purge(60);
+        assert_eq!(spent.len(), 1);
+        assert!(spent.spend("cd34", 50));
+    }
+}
