@@ -2,8 +2,10 @@
 # Installs what Paredão needs on a fresh Debian 12 machine.
 #
 #   ./preflight.sh            same as `./preflight.sh core`
-#   ./preflight.sh core       RabbitMQ, nginx, Prometheus + exporters, curl, wrk, SecantusDB venv
-#   ./preflight.sh browser    Chromium and the browser tests' npm packages (e2e/node_modules)
+#   ./preflight.sh core       RabbitMQ, nginx, Prometheus + exporters, curl, wrk, SecantusDB venv,
+#                             the vote page's captcha widget (frontend/node_modules)
+#   ./preflight.sh browser    Chromium, the browser tests' npm packages (e2e/node_modules) and the
+#                             captcha widget the tested pages load
 #
 # Idempotent: every component checks what is already there first, `apt-get update` runs at most
 # once and only when a package is missing, and a working venv is reused. Nothing is started here:
@@ -151,6 +153,8 @@ preflight_core() {
     install_prometheus
     install_tools
     install_secantusdb
+    # The vote page cannot send a vote without the captcha widget, which nginx serves from here.
+    npm_ci "$REPO/frontend"
 }
 
 # Debian's Chromium: browser downloads (`npx playwright install`) are not reachable here, and
@@ -175,6 +179,7 @@ npm_ci() {
 preflight_browser() {
     install_chromium
     npm_ci "$REPO/e2e"
+    npm_ci "$REPO/frontend"
 }
 
 main() {

@@ -46,6 +46,14 @@ RABBITMQ_BIN=/usr/lib/rabbitmq/bin      # not /usr/sbin: that wrapper switches u
 SECANTUSD="$REPO/.venv/bin/secantusd-py"
 API_BIN="$REPO/target/release/api"
 CONSUMER_BIN="$REPO/target/release/consumer"
+# nginx's flood guard on the vote endpoint, per client address. A load generator on this
+# machine is one address: `run.sh bench` raises it.
+NGINX_VOTE_RATE="${PAREDAO_NGINX_VOTE_RATE:-20r/s}"
+NGINX_VOTE_BURST="${PAREDAO_NGINX_VOTE_BURST:-40}"
+# The key that signs captcha challenges: made once per machine, shared by every replica, never
+# committed (run/ is git-ignored).
+SECRETS_DIR="$RUN_ROOT/secrets"
+
 # Which configuration/<name>.yaml the services layer over base.yaml.
 APP_ENV="${APP_ENVIRONMENT:-local}"
 
@@ -462,6 +470,17 @@ start_consumer() {
         http_ok "http://127.0.0.1:$CONSUMER_PORT/health/ready"
 }
 
+# Prints the captcha HMAC key, generating it on first use.
+captcha_hmac_key() {
+    local file="$SECRETS_DIR/captcha_hmac_key"
+    if [[ ! -s "$file" ]]; then
+        mkdir -p "$SECRETS_DIR"
+        chmod 700 "$SECRETS_DIR"
+        (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
+    fi
+    cat "$file"
+}
+
 start_apis() {
     [[ -x "$API_BIN" ]] || die "$API_BIN not found; run ./run.sh build"
     local i=0 port
@@ -470,6 +489,7 @@ start_apis() {
         start_process "api-$i" "$port" env \
             APP_ENVIRONMENT="$APP_ENV" \
             APP_APPLICATION__PORT="$port" \
+            APP_CAPTCHA__HMAC_KEY="$(captcha_hmac_key)" \
             APP_BROKER__URL="$(amqp_url)" \
             APP_STORE__URL="$MONGO_URL" \
             "$API_BIN"
@@ -508,7 +528,8 @@ render_nginx_conf() {
     # nginx creates the leaf of proxy_cache_path, not its parents.
     mkdir -p "$STACK_DIR/nginx/tmp" "$STACK_DIR/nginx/cache"
     render_template "$REPO/proxy/nginx.conf" "$(nginx_conf)" \
-        REPO="$REPO" RUN="$STACK_DIR" PORT="$NGINX_PORT" UPSTREAMS="$upstreams"
+        REPO="$REPO" RUN="$STACK_DIR" PORT="$NGINX_PORT" UPSTREAMS="$upstreams" \
+        VOTE_RATE="$NGINX_VOTE_RATE" VOTE_BURST="$NGINX_VOTE_BURST"
 }
 
 check_nginx_conf() {

@@ -1,5 +1,6 @@
 // Shared by the browser tests: the stack's address, Chromium, API reads, pt-BR number parsing.
 import { chromium } from 'playwright-core';
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -67,4 +68,28 @@ export async function eventually(what, check, ms = 20000) {
 /** "52,31%" → 52.31 ; "123.839" → 123839 */
 export function ptNumber(text) {
   return Number(text.replace(/[^\d,-]/g, '').replace(',', '.'));
+}
+
+/**
+ * Solves an ALTCHA v1 challenge as the widget does: the number n with sha256(salt + n) = challenge.
+ * `took` is in milliseconds with one decimal, as the widget reports it (4707.5); here it always
+ * has a fraction, so an API that only takes whole numbers fails every run, not nine in ten.
+ */
+export function solve(c) {
+  const started = performance.now();
+  for (let n = 0; n <= c.maxnumber; n += 1) {
+    if (createHash('sha256').update(c.salt + n).digest('hex') === c.challenge) {
+      const took = Math.floor((performance.now() - started) * 10) / 10 + 0.5;
+      return { algorithm: c.algorithm, challenge: c.challenge, number: n, salt: c.salt, signature: c.signature, took };
+    }
+  }
+  throw new Error(`no solution up to maxnumber ${c.maxnumber}`);
+}
+
+export const encode = (payload) => Buffer.from(JSON.stringify(payload)).toString('base64');
+
+/** A fresh challenge of `paredao`, solved and encoded as the widget puts it in a vote. */
+export async function solvedCaptcha(paredao) {
+  const c = await apiJson(`/api/paredoes/${paredao}/challenge`);
+  return encode(solve(c));
 }

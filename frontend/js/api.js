@@ -21,6 +21,11 @@ export class ApiError extends Error {
     this.retryAfter = retryAfter;
   }
 
+  /** The API refused the vote's anti-robot payload (missing, malformed, expired, used, forged). */
+  get isCaptchaError() {
+    return typeof this.code === 'string' && this.code.startsWith('captcha_');
+  }
+
   /** The API answered that this paredão does not exist (as opposed to the API not being there). */
   get isNotFound() {
     return this.status === 404 && (this.code === 'no_paredao' || this.code === 'unknown_paredao');
@@ -113,8 +118,8 @@ export function getStats(id) {
 }
 
 /**
- * Sends one vote. `captcha` is the token of the anti-robot widget once there is one; until then
- * the field is left out rather than sent empty.
+ * Sends one vote. `captcha` is the anti-robot widget's payload; without one the field is left out
+ * rather than sent empty (and the API answers `captcha_missing`).
  */
 export function postVote(paredaoId, participantId, captcha) {
   const body = { participant_id: participantId };
@@ -153,10 +158,23 @@ export function voteErrorMessage(error, { opensAt } = {}) {
     case 'unknown_paredao':
     case 'no_paredao':
       return 'Este paredão não foi encontrado. Atualize a página.';
+    case 'captcha_missing':
+    case 'captcha_malformed':
+      return 'Resolva a verificação anti-robô antes de votar.';
+    case 'captcha_expired':
+      return 'A verificação expirou. Ela foi refeita — tente votar de novo.';
+    case 'captcha_already_used':
+    case 'captcha_bad_signature':
+    case 'captcha_wrong_paredao':
+      return 'A verificação não é válida. Ela foi refeita — tente votar de novo.';
     default:
       break;
   }
 
+  if (error.isCaptchaError) {
+    // A refusal this page does not know yet: the widget solves a new challenge all the same.
+    return 'A verificação não é válida. Ela foi refeita — tente votar de novo.';
+  }
   if (error.status === 429) {
     return 'Muitos votos em pouco tempo. Aguarde alguns segundos e tente de novo.';
   }

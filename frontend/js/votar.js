@@ -3,6 +3,7 @@
 
 import { ApiError, getParedao, loadErrorMessage, paredaoIdFromLocation, postVote, voteErrorMessage } from './api.js';
 import { createAvatar } from './avatar.js';
+import { createCaptcha } from './captcha.js';
 import { formatLongDateTime, parseInstant } from './format.js';
 
 const requestedId = paredaoIdFromLocation();
@@ -16,6 +17,8 @@ const closedMessage = document.getElementById('closed-message');
 const title = document.getElementById('paredao-title');
 const livePill = document.getElementById('live-pill');
 const hint = document.getElementById('choices-hint');
+const captchaStep = document.getElementById('captcha-step');
+const captchaContainer = document.getElementById('captcha-widget');
 
 const OPEN_HINT = hint.textContent;
 const CLOSED_HINT = 'Estes são os participantes deste paredão.';
@@ -28,10 +31,42 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 let paredao = null;
 let sending = false;
 let boundaryTimer = 0;
+// Mounted once the paredão is known and open: the challenge URL names it.
+let captcha = null;
+let captchaVerified = false;
 
-/** The anti-robot widget will be mounted in #captcha-widget and hand its token here; until then votes carry none. */
+/** The anti-robot widget's payload for this vote (single use), or null while it is still solving. */
 function readCaptchaToken() {
-  return null;
+  return captcha ? captcha.payload : null;
+}
+
+function challengeUrl(paredaoId) {
+  return `/api/paredoes/${encodeURIComponent(paredaoId)}/challenge`;
+}
+
+function showCaptcha() {
+  if (captcha) {
+    captcha.setChallengeUrl(challengeUrl(paredao.id));
+    return;
+  }
+  captcha = createCaptcha(captchaContainer, {
+    challengeUrl: challengeUrl(paredao.id),
+    onChange(verified) {
+      captchaVerified = verified;
+      updateButton();
+    },
+    onLoadError() {
+      // Said in the step itself: the status line is cleared whenever the choice changes.
+      const message = document.createElement('p');
+      message.className = 'captcha-step__error';
+      message.setAttribute('role', 'alert');
+      message.textContent = 'Não foi possível carregar a verificação anti-robô. Atualize a página para votar.';
+      captchaContainer.replaceChildren(message);
+    },
+    onNotRequired() {
+      captchaStep.remove();
+    },
+  });
 }
 
 function setStatus(message, { error = false, action = null } = {}) {
@@ -59,7 +94,7 @@ function isOpen() {
 }
 
 function updateButton() {
-  button.disabled = sending || !isOpen() || selectedParticipantId() === null;
+  button.disabled = sending || !isOpen() || selectedParticipantId() === null || !captchaVerified;
 }
 
 function setSending(value) {
@@ -162,6 +197,9 @@ function render() {
 
   const open = isOpen();
   livePill.hidden = !open;
+  // Nothing to verify while no vote is possible; the widget would fetch challenges for nothing.
+  if (captchaStep.isConnected) captchaStep.hidden = !open;
+  if (open) showCaptcha();
   setRadiosDisabled(!open);
   hint.textContent = open ? OPEN_HINT : CLOSED_HINT;
 
@@ -256,6 +294,9 @@ form.addEventListener('submit', async (event) => {
   } catch (error) {
     setSending(false);
     setStatus(voteErrorMessage(error, { opensAt: parseInstant(paredao.opens_at) }), { error: true });
+    // A payload is good for one vote, and short of a rate limit (refused before any work) nothing
+    // tells whether the server used this one before failing: solve a fresh challenge.
+    if (!(error instanceof ApiError && error.status === 429 && !error.isCaptchaError)) captcha?.refresh();
     // The server knows better than this page whether the paredão is open and who is in it.
     if (error instanceof ApiError && (error.code === 'paredao_not_open' || error.code === 'unknown_participant')) {
       load();
@@ -268,6 +309,9 @@ window.addEventListener('pageshow', (event) => {
   if (!event.persisted) return;
   setSending(false);
   setStatus('');
+  // The payload on the page was sent with the vote. The widget resets itself on this same event;
+  // solve a new challenge after it has.
+  setTimeout(() => captcha?.refresh(), 0);
   load();
 });
 
