@@ -7,6 +7,7 @@
 #   ./run.sh logs [name]   follow the local stack's logs (all of them, or one: api-1, rabbitmq, ...)
 #   ./run.sh test          start a private test stack on free ports, run every test, stop it
 #   ./run.sh build         cargo build --release -p api -p consumer
+#   ./run.sh vote NAME     cast one vote through nginx, solving the captcha as the page does
 #
 # Everything a stack writes lives in run/<stack>/ (git-ignored): pids/<name>.pid, logs/<name>.log,
 # and one directory per server for its config and data. Every server binds to 127.0.0.1 only.
@@ -961,6 +962,12 @@ cmd_logs() {
     exec tail -n 100 -F "$file"
 }
 
+# One vote for participant $1 (of paredão $2, default the current one) through the local nginx.
+cmd_vote() {
+    [[ $# -ge 1 ]] || die "usage: ./run.sh vote PARTICIPANT [PAREDAO]"
+    python3 "$REPO/scripts/vote.py" "$1" "http://127.0.0.1:$NGINX_PORT" "${2:-current}"
+}
+
 cmd_build() {
     build_release
 }
@@ -1022,6 +1029,7 @@ main() {
         logs) cmd_logs "$@" ;;
         test) cmd_test "$@" ;;
         build) cmd_build "$@" ;;
+        vote) cmd_vote "$@" ;;
         # bench: load tests against the local stack go here (cmd_bench).
         -h | --help | help) usage ;;
         "") usage; exit 2 ;;

@@ -84,27 +84,39 @@ impl AntiBot {
         }
     }
 
-    /// Checks the vote's captcha solution (or provider token) and spends it.
-    pub async fn check(&self, paredao: &ParedaoId, solution: Option<&str>, client_ip: Option<std::net::IpAddr>) -> Result<(), AntiBotError> {
+    /// Checks the vote's captcha solution (or provider token) and spends it. Returns the digest
+    /// of the ALTCHA challenge spent, which the vote carries so that the consumer can count each
+    /// challenge once even if a replay got past two replicas at once.
+    pub async fn check(
+        &self,
+        paredao: &ParedaoId,
+        solution: Option<&str>,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<Option<String>, AntiBotError> {
         match self.mode {
-            CaptchaMode::Off => Ok(()),
+            CaptchaMode::Off => Ok(None),
             CaptchaMode::Altcha => {
                 let solved = self.altcha.verify(paredao, solution).map_err(AntiBotError::Rejected)?;
                 if self.spent.spend(&solved.challenge_id, solved.expires_at) {
-                    Ok(())
+                    Ok(Some(solved.challenge_id))
                 } else {
                     Err(AntiBotError::Rejected(CaptchaRejection::AlreadyUsed))
                 }
             }
             CaptchaMode::External => {
                 let external = self.external.as_ref().expect("built with external settings");
-                external.verify(solution, client_ip).await.map_err(|e| match e {
+                external.verify(solution, client_ip).await.map(|()| None).map_err(|e| match e {
                     ExternalCaptchaError::Missing => AntiBotError::Rejected(CaptchaRejection::Missing),
                     ExternalCaptchaError::Rejected(_) => AntiBotError::Rejected(CaptchaRejection::ProviderRejected),
                     ExternalCaptchaError::Unavailable => AntiBotError::ProviderUnavailable,
                 })
             }
         }
+    }
+
+    /// Whether replays refused elsewhere are refused here too (only `altcha` needs the news).
+    pub fn hears_spends(&self) -> bool {
+        self.mode != CaptchaMode::Altcha || self.spent.is_listening()
     }
 
     /// How many spent challenges this replica knows of (its own and those it heard of).

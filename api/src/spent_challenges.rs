@@ -3,9 +3,15 @@
 //! Each replica keeps the ids it has seen in memory until they expire (a challenge is worthless
 //! after that anyway), and tells every other replica through a RabbitMQ fanout exchange
 //! (`<queue>.spent`): a replay sent to another replica is refused there as soon as the news
-//! has arrived, a few milliseconds later. No database call per vote.
+//! has arrived, a few milliseconds later. No database call per vote. A replay that beats the
+//! news (or reaches a replica that restarted and forgot) is accepted here but not counted: the
+//! vote carries its challenge, and the consumer counts each challenge once (`spent_ledger`).
+//!
+//! Ids are held as 128-bit numbers (the first 32 hex digits of the challenge digest, the same
+//! key the consumer uses): at the record peak a replica holds millions of them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,13 +26,17 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use voting::backoff::Backoff;
 use voting::configuration::BrokerSettings;
+use voting::spent_ledger::key_of;
+use voting::vote::CHALLENGE_KEY_CHARS;
 
 const SHARDS: usize = 16;
 
 /// Ids with the unix second they expire at.
 pub struct SpentChallenges {
-    shards: Vec<Mutex<HashMap<String, i64>>>,
+    shards: Vec<Mutex<HashMap<u128, i64>>>,
     news: mpsc::UnboundedSender<(String, i64)>,
+    /// Subscribed to the other replicas' news (readiness waits for it).
+    listening: AtomicBool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -39,19 +49,20 @@ impl SpentChallenges {
     pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<(String, i64)>) {
         let (news, outbox) = mpsc::unbounded_channel();
         let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
-        (Arc::new(Self { shards, news }), outbox)
+        (Arc::new(Self { shards, news, listening: AtomicBool::new(false) }), outbox)
     }
 
-    fn shard(&self, id: &str) -> &Mutex<HashMap<String, i64>> {
-        // The ids are hex digests: their first byte is already uniformly spread.
-        let b = id.as_bytes().first().copied().unwrap_or(0) as usize;
-        &self.shards[b % SHARDS]
+    fn shard(&self, key: u128) -> &Mutex<HashMap<u128, i64>> {
+        // The keys are digests: their low bits are already uniformly spread.
+        &self.shards[(key % SHARDS as u128) as usize]
     }
 
-    /// Spends `id`: true the first time, false if it was spent before (here or, once the news
-    /// arrived, on another replica).
+    /// Spends challenge `id` (its hex digest): true the first time, false if it was spent
+    /// before (here or, once the news arrived, on another replica).
     pub fn spend(&self, id: &str, expires_at: i64) -> bool {
-        let fresh = self.shard(id).lock().expect("lock").insert(id.to_string(), expires_at).is_none();
+        let id = id.get(..CHALLENGE_KEY_CHARS).unwrap_or(id);
+        let key = key_of(id);
+        let fresh = self.shard(key).lock().expect("lock").insert(key, expires_at).is_none();
         if fresh {
             let _ = self.news.send((id.to_string(), expires_at));
         }
@@ -59,8 +70,9 @@ impl SpentChallenges {
     }
 
     /// Records a spend another replica announced.
-    fn learn(&self, id: String, expires_at: i64) {
-        self.shard(&id).lock().expect("lock").insert(id, expires_at);
+    fn learn(&self, id: &str, expires_at: i64) {
+        let key = key_of(id.get(..CHALLENGE_KEY_CHARS).unwrap_or(id));
+        self.shard(key).lock().expect("lock").insert(key, expires_at);
     }
 
     pub fn purge(&self, now_unix: i64) {
@@ -71,6 +83,10 @@ impl SpentChallenges {
             total += s.len();
         }
         metrics::gauge!("paredao_captcha_spent_challenges").set(total as f64);
+    }
+
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Relaxed)
     }
 
     pub fn len(&self) -> usize {
@@ -113,6 +129,7 @@ pub fn spawn_gossip(
                     .basic_consume(queue.name().clone(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
                     .await?;
                 backoff.reset();
+                spent.listening.store(true, Ordering::Relaxed);
                 loop {
                     tokio::select! {
                         _ = stop.cancelled() => return Ok::<(), lapin::Error>(()),
@@ -127,13 +144,15 @@ pub fn spawn_gossip(
                         delivery = incoming.next() => {
                             let Some(delivery) = delivery else { return Err(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed))) };
                             if let Ok(news) = serde_json::from_slice::<SpentNews>(&delivery?.data) {
-                                for (id, exp) in news.ids { spent.learn(id, exp); }
+                                for (id, exp) in news.ids { spent.learn(&id, exp); }
                             }
                         }
                     }
                 }
             };
-            match session.await {
+            let ended = session.await;
+            spent.listening.store(false, Ordering::Relaxed);
+            match ended {
                 Ok(()) => return,
                 Err(e) => tracing::warn!(error = %e, "spent-challenge gossip lost its broker connection; reconnecting"),
             }
@@ -156,7 +175,7 @@ mod tests {
         assert!(!spent.spend("ab12", 100));
         assert_eq!(outbox.try_recv().unwrap(), ("ab12".to_string(), 100), "the first spend is announced");
         assert!(outbox.try_recv().is_err(), "a refused replay is not");
-        spent.learn("cd34".into(), 50);
+        spent.learn("cd34", 50);
         assert!(!spent.spend("cd34", 50), "a spend learned from another replica counts");
         spent.purge(60);
         assert_eq!(spent.len(), 1);

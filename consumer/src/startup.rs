@@ -29,7 +29,13 @@ impl Consumer {
         voting::metrics_exporter::prometheus_handle();
         let store = Store::connect(&settings.store).await?;
         let status = Arc::new(Status::default());
-        let worker = Worker::new(settings.consumer.clone(), settings.broker.clone(), store.clone(), status.clone());
+        let worker = Worker::new(
+            settings.consumer.clone(),
+            settings.broker.clone(),
+            store.clone(),
+            status.clone(),
+            settings.captcha.expires_secs,
+        );
         let listener = TcpListener::bind((settings.consumer.host.as_str(), settings.consumer.port)).await?;
         let port = listener.local_addr()?.port();
         tracing::info!(port, "consumer health and metrics listening");

@@ -6,6 +6,10 @@
 //! id. Only after the commit does it ack them. If it dies before the ack, RabbitMQ redelivers
 //! and the store skips the batches whose ids it already holds: every vote counts exactly once.
 //!
+//! Votes carry the captcha challenge they spent; the worker keeps the challenges it counted
+//! (`SpentLedger`, reloaded from the store when it starts) and does not count a challenge twice,
+//! which catches a replay that reached two API replicas before they could tell each other.
+//!
 //! A message that is not a vote batch is rejected without requeue, so it goes to the
 //! dead-letter queue instead of coming back forever. A store that is down holds the messages
 //! (unacked) and is retried with backoff; a broker that goes away is reconnected with backoff.
@@ -22,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use voting::backoff::Backoff;
 use voting::broker::{self, Topology};
 use voting::configuration::{BrokerSettings, ConsumerSettings};
+use voting::spent_ledger::SpentLedger;
 use voting::store::Store;
 use voting::vote::VoteBatch;
 
@@ -33,7 +38,15 @@ pub struct Worker {
     topology: Topology,
     store: Store,
     status: Arc<Status>,
+    /// `None` until loaded from the store (which may be down when the worker starts).
+    ledger: tokio::sync::Mutex<Option<SpentLedger>>,
+    /// How long a counted challenge is remembered after its vote: longer than any challenge
+    /// lives, with room for the replicas' clocks to disagree.
+    keep_spent_secs: i64,
 }
+
+/// Clock skew allowed between the API replicas and the consumer when forgetting challenges.
+const CLOCK_SKEW_SECS: i64 = 60;
 
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
@@ -44,8 +57,46 @@ enum SessionError {
 }
 
 impl Worker {
-    pub fn new(consumer: ConsumerSettings, broker: BrokerSettings, store: Store, status: Arc<Status>) -> Self {
-        Self { topology: Topology::new(&broker), consumer, broker, store, status }
+    /// `challenge_lifetime_secs`: how long a captcha challenge may be spent after it is issued.
+    pub fn new(
+        consumer: ConsumerSettings,
+        broker: BrokerSettings,
+        store: Store,
+        status: Arc<Status>,
+        challenge_lifetime_secs: u64,
+    ) -> Self {
+        Self {
+            topology: Topology::new(&broker),
+            consumer,
+            broker,
+            store,
+            status,
+            ledger: tokio::sync::Mutex::new(None),
+            keep_spent_secs: challenge_lifetime_secs as i64 + CLOCK_SKEW_SECS,
+        }
+    }
+
+    /// Counts `batches` against the ledger, loading it first if this is the first write.
+    async fn apply(&self, batches: &[VoteBatch]) -> Result<voting::store::Applied, voting::store::StoreError> {
+        let mut ledger = self.ledger.lock().await;
+        let now = Utc::now();
+        if ledger.is_none() {
+            let since = now - chrono::TimeDelta::seconds(self.keep_spent_secs);
+            let mut loaded = SpentLedger::default();
+            for key in self.store.load_spent(since).await? {
+                loaded.insert(key, now.timestamp() + self.keep_spent_secs);
+            }
+            tracing::info!(challenges = loaded.len(), "loaded the captcha challenges counted recently");
+            *ledger = Some(loaded);
+        }
+        let ledger = ledger.as_mut().expect("loaded above");
+        let applied = self.store.apply(batches, ledger, self.keep_spent_secs).await?;
+        for (key, forget_at) in &applied.spent {
+            ledger.insert(*key, *forget_at);
+        }
+        ledger.purge(now.timestamp());
+        metrics::gauge!("paredao_consumer_spent_challenges").set(ledger.len() as f64);
+        Ok(applied)
     }
 
     /// Consumes until `stop` is cancelled, reconnecting whenever the broker goes away. On stop
@@ -147,7 +198,7 @@ impl Worker {
         let mut backoff = Backoff::default();
         let started = std::time::Instant::now();
         let applied = loop {
-            match self.store.apply(&batches).await {
+            match self.apply(&batches).await {
                 Ok(applied) => {
                     self.status.set_store(true);
                     break applied;
@@ -168,6 +219,10 @@ impl Worker {
         if applied.duplicates > 0 {
             metrics::counter!("paredao_consumer_messages_total", "outcome" => "duplicate").increment(applied.duplicates as u64);
             tracing::info!(duplicates = applied.duplicates, "skipped batches already counted (redeliveries)");
+        }
+        if applied.replays > 0 {
+            metrics::counter!("paredao_consumer_votes_discarded_total", "reason" => "captcha_already_used").increment(applied.replays);
+            tracing::warn!(votes = applied.replays, "discarded votes whose captcha challenge was already counted (a replay accepted by two replicas at once)");
         }
         let now_ms = Utc::now().timestamp_millis();
         for b in &batches {

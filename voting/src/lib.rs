@@ -8,6 +8,7 @@ pub mod metrics_exporter;
 pub mod paredao;
 pub mod shutdown;
 pub mod slug;
+pub mod spent_ledger;
 pub mod store;
 pub mod tally;
 pub mod telemetry;

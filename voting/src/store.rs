@@ -6,7 +6,9 @@
 //!   thing the read side ever loads, a few documents per paredão-hour.
 //! - `applied_batches`: the id of every vote batch already counted. It is written in the same
 //!   transaction as the increments, so a batch's votes are counted together with its id or not
-//!   at all; a redelivered batch finds its id and is skipped. That is "exactly once".
+//!   at all; a redelivered batch finds its id and is skipped. That is "exactly once". Each
+//!   record also lists the captcha challenges its votes spent (`k`), so that a restarted
+//!   consumer knows which ones were already counted (see `spent_ledger`).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::configuration::StoreSettings;
+use crate::spent_ledger::{SpentLedger, key_of};
 use crate::paredao::{Paredao, ParedaoId, ParedaoSpec, Participant, ParticipantId};
 use crate::tally::{CounterKey, Tally};
 use crate::vote::VoteBatch;
@@ -46,6 +49,12 @@ pub struct Applied {
     pub duplicates: usize,
     /// Votes counted now.
     pub votes: u64,
+    /// Votes not counted because their captcha challenge had been counted already (a replay
+    /// that reached two API replicas at once).
+    pub replays: u64,
+    /// The challenge keys counted now, with when they may be forgotten: for the ledger, once
+    /// the transaction has committed.
+    pub spent: Vec<(u128, i64)>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -102,7 +111,29 @@ impl Store {
         self.counters()
             .create_index(IndexModel::builder().keys(doc! { "paredao": 1, "hour": 1 }).build())
             .await?;
+        // A restarting consumer reads the last minutes of applied batches, not all of them.
+        self.applied_batches()
+            .create_index(IndexModel::builder().keys(doc! { "applied_at": 1 }).build())
+            .await?;
         Ok(())
+    }
+
+    /// The challenge keys of the batches applied since `since`: what a starting consumer must
+    /// know to go on refusing replays of challenges that may still be spent.
+    pub async fn load_spent(&self, since: DateTime<Utc>) -> Result<Vec<u128>, StoreError> {
+        let mut cursor = self
+            .applied_batches()
+            .find(doc! { "applied_at": { "$gte": BsonDateTime::from_chrono(since) }, "k.0": { "$exists": true } })
+            .projection(doc! { "k": 1 })
+            .await?;
+        use futures::TryStreamExt;
+        let mut keys = Vec::new();
+        while let Some(d) = cursor.try_next().await? {
+            if let Ok(k) = d.get_array("k") {
+                keys.extend(k.iter().filter_map(|v| v.as_str().map(key_of)));
+            }
+        }
+        Ok(keys)
     }
 
     /// Creates or replaces a paredão by id.
@@ -153,11 +184,13 @@ impl Store {
     }
 
     /// Counts the votes of the batches not counted before, in one transaction with the record
-    /// of their ids. Safe to call again with the same batches: they are then skipped.
-    pub async fn apply(&self, batches: &[VoteBatch]) -> Result<Applied, StoreError> {
+    /// of their ids. Safe to call again with the same batches: they are then skipped. A vote
+    /// whose challenge is in `spent` (or spent by an earlier vote of this call) is not counted;
+    /// the challenges counted now are returned, to be kept for `keep_secs` after their vote.
+    pub async fn apply(&self, batches: &[VoteBatch], spent: &SpentLedger, keep_secs: i64) -> Result<Applied, StoreError> {
         let mut attempt = 1;
         loop {
-            match self.try_apply(batches).await {
+            match self.try_apply(batches, spent, keep_secs).await {
                 Ok(applied) => return Ok(applied),
                 Err(e) if attempt < MAX_TRANSACTION_ATTEMPTS && is_retryable(&e) => {
                     tracing::debug!(error = %e, attempt, "retrying the counters transaction");
@@ -169,7 +202,7 @@ impl Store {
         }
     }
 
-    async fn try_apply(&self, batches: &[VoteBatch]) -> mongodb::error::Result<Applied> {
+    async fn try_apply(&self, batches: &[VoteBatch], spent: &SpentLedger, keep_secs: i64) -> mongodb::error::Result<Applied> {
         let ids: Vec<String> = batches.iter().map(|b| b.id.to_string()).collect();
         let mut session = self.client.start_session().await?;
         session.start_transaction().await?;
@@ -199,17 +232,39 @@ impl Store {
         let duplicates = batches.len() - fresh.len();
         if fresh.is_empty() {
             session.abort_transaction().await?;
-            return Ok(Applied { batches: 0, duplicates, votes: 0 });
+            return Ok(Applied { batches: 0, duplicates, ..Default::default() });
         }
 
+        // Fold the fresh batches' votes, leaving out replayed challenges; each batch record
+        // lists the challenges it counted.
+        let mut tally = Tally::default();
+        let mut counted_now: HashSet<u128> = HashSet::new();
+        let mut new_spent = Vec::new();
+        let mut replays = 0;
         let now = BsonDateTime::from_chrono(Utc::now());
-        let records: Vec<Document> = fresh.iter().map(|(_, id)| doc! { "_id": *id, "applied_at": now }).collect();
+        let mut records = Vec::with_capacity(fresh.len());
+        for (batch, id) in &fresh {
+            let mut keys = Vec::new();
+            for vote in &batch.votes {
+                if let Some(k) = vote.challenge.as_deref() {
+                    let key = key_of(k);
+                    if spent.contains(key) || !counted_now.insert(key) {
+                        replays += 1;
+                        continue;
+                    }
+                    keys.push(k);
+                    new_spent.push((key, vote.cast_at_ms / 1000 + keep_secs));
+                }
+                tally.add(vote);
+            }
+            records.push(if keys.is_empty() {
+                doc! { "_id": *id, "applied_at": now }
+            } else {
+                doc! { "_id": *id, "applied_at": now, "k": keys }
+            });
+        }
         self.applied_batches().insert_many(records).session(&mut session).await?;
 
-        let mut tally = Tally::default();
-        for (batch, _) in &fresh {
-            tally.extend(&batch.votes);
-        }
         for (key, n) in tally.iter() {
             self.counters()
                 .update_one(
@@ -228,7 +283,7 @@ impl Store {
                 .await?;
         }
         commit(&mut session).await?;
-        Ok(Applied { batches: fresh.len(), duplicates, votes: tally.total() })
+        Ok(Applied { batches: fresh.len(), duplicates, votes: tally.total(), replays, spent: new_spent })
     }
 
     /// Drops the database: for tests, which each own one.

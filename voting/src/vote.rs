@@ -18,11 +18,28 @@ pub struct Vote {
     /// When the API accepted it, in milliseconds since the epoch: the hour it is counted in.
     #[serde(rename = "t")]
     pub cast_at_ms: i64,
+    /// The captcha challenge this vote spent (a prefix of its digest), when the API demanded
+    /// one. Replicas refuse replays they know of; the consumer, which sees every vote, is the
+    /// backstop that counts each challenge at most once even when a replay reached two replicas
+    /// faster than they could tell each other.
+    #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
 }
+
+/// How much of a challenge digest identifies it: 128 bits, collision-free in practice for the
+/// few minutes a challenge lives, and half the bytes of the full digest in every message.
+pub const CHALLENGE_KEY_CHARS: usize = 32;
 
 impl Vote {
     pub fn new(paredao: ParedaoId, participant: ParticipantId, cast_at: DateTime<Utc>) -> Self {
-        Self { paredao, participant, cast_at_ms: cast_at.timestamp_millis() }
+        Self { paredao, participant, cast_at_ms: cast_at.timestamp_millis(), challenge: None }
+    }
+
+    /// The vote with the challenge it spent, identified by its digest's prefix.
+    pub fn spending(mut self, challenge_digest: &str) -> Self {
+        let end = challenge_digest.len().min(CHALLENGE_KEY_CHARS);
+        self.challenge = Some(challenge_digest.get(..end).unwrap_or(challenge_digest).to_string());
+        self
     }
 
     pub fn cast_at(&self) -> DateTime<Utc> {
@@ -72,7 +89,7 @@ mod tests {
     use super::*;
 
     fn vote(p: &str, c: &str, ms: i64) -> Vote {
-        Vote { paredao: ParedaoId::parse(p).unwrap(), participant: ParticipantId::parse(c).unwrap(), cast_at_ms: ms }
+        Vote { paredao: ParedaoId::parse(p).unwrap(), participant: ParticipantId::parse(c).unwrap(), cast_at_ms: ms, challenge: None }
     }
 
     #[test]
@@ -88,6 +105,17 @@ mod tests {
         assert!(matches!(VoteBatch::decode(&empty.encode()), Err(DecodeError::Empty)));
         let bad = br#"{"id":"0190a0b0-0000-7000-8000-000000000000","sealed_at_ms":1,"votes":[{"p":"P!","c":"ana","t":1}]}"#;
         assert!(matches!(VoteBatch::decode(bad), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_vote_carries_the_challenge_it_spent_only_when_it_spent_one() {
+        let plain = vote("p1", "ana", 1);
+        assert!(!String::from_utf8(VoteBatch::seal(vec![plain.clone()], Utc::now()).encode()).unwrap().contains("\"k\""));
+        let digest = "ab".repeat(32);
+        let spent = plain.spending(&digest);
+        assert_eq!(spent.challenge.as_deref(), Some(&digest[..CHALLENGE_KEY_CHARS]));
+        let batch = VoteBatch::seal(vec![spent], Utc::now());
+        assert_eq!(VoteBatch::decode(&batch.encode()).unwrap(), batch);
     }
 
     #[test]

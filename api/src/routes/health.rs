@@ -13,6 +13,9 @@ pub struct Readiness {
     pub broker_connected: bool,
     pub store_reachable: bool,
     pub paredoes_loaded: bool,
+    /// Subscribed to the other replicas' news of spent challenges (always true unless the
+    /// policy is `altcha`): until then a replay they refused could be accepted here.
+    pub spent_news_subscribed: bool,
     /// The anti-bot policy in force.
     pub anti_bot: &'static str,
     /// Spent captcha challenges this replica knows of, its own and those other replicas told it.
@@ -25,7 +28,8 @@ pub async fn live() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "alive" }))
 }
 
-/// Ready to accept votes: connected to the broker, the store answering, the paredões loaded.
+/// Ready to accept votes: connected to the broker, the store answering, the paredões loaded,
+/// hearing of the challenges other replicas spend.
 #[utoipa::path(
     get, path = "/health/ready", tag = "health",
     responses((status = 200, description = "Ready", body = Readiness), (status = 503, description = "Not ready", body = Readiness))
@@ -34,9 +38,21 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let broker_connected = state.broker.is_connected();
     let store_reachable = state.store_health.is_reachable();
     let paredoes_loaded = state.paredoes.is_loaded();
-    let ready = broker_connected && store_reachable && paredoes_loaded;
+    let spent_news_subscribed = state.anti_bot.hears_spends();
+    let ready = broker_connected && store_reachable && paredoes_loaded && spent_news_subscribed;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { ready, broker_connected, store_reachable, paredoes_loaded, anti_bot: state.anti_bot.name(), spent_challenges_known: state.anti_bot.spent_known() }))
+    (
+        status,
+        Json(Readiness {
+            ready,
+            broker_connected,
+            store_reachable,
+            paredoes_loaded,
+            spent_news_subscribed,
+            anti_bot: state.anti_bot.name(),
+            spent_challenges_known: state.anti_bot.spent_known(),
+        }),
+    )
 }
 
 /// Prometheus metrics, text exposition format.

@@ -101,12 +101,15 @@ async fn accept(
         participant: request.participant_id.clone(),
     })?;
     let ip = client.address.parse().ok();
-    state.anti_bot.check(&paredao.id, request.captcha.as_deref(), ip).await.map_err(|e| match e {
+    let spent = state.anti_bot.check(&paredao.id, request.captcha.as_deref(), ip).await.map_err(|e| match e {
         AntiBotError::Rejected(r) => ApiError::Captcha(r),
         AntiBotError::ProviderUnavailable => ApiError::Unavailable("the captcha provider cannot be reached"),
     })?;
 
-    let vote = Vote::new(paredao.id.clone(), participant.id.clone(), now);
+    let mut vote = Vote::new(paredao.id.clone(), participant.id.clone(), now);
+    if let Some(challenge) = spent {
+        vote = vote.spending(&challenge);
+    }
     state.batcher.submit(vote).await.map_err(ApiError::NotDurable)?;
     Ok((
         StatusCode::ACCEPTED,

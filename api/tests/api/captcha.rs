@@ -40,6 +40,27 @@ async fn a_replay_sent_to_another_replica_is_refused_there() {
 }
 
 #[tokio::test]
+async fn a_replay_that_a_replica_accepts_unknowingly_is_still_counted_once() {
+    // A replica that started after the challenge was spent never heard of the spend: it may
+    // accept the replay, but the vote carries its challenge and the consumer counts it once.
+    let settings = test_settings();
+    let first = spawn_with(settings.clone(), true).await;
+    let solution = first.solved_challenge(OPEN).await;
+    assert_eq!(first.vote_with(OPEN, "ana", Some(&solution)).await.status(), 202);
+    first.wait_for_total(OPEN, 1).await;
+
+    let late = spawn_with(settings, false).await;
+    let replay = late.vote_with(OPEN, "bia", Some(&solution)).await.status();
+    assert!(replay == 202 || replay == 403, "replay answered {replay}");
+    // A fresh vote behind the replay in the queue: once it is counted, the replay has been through.
+    let fresh = late.solved_challenge(OPEN).await;
+    assert_eq!(late.vote_with(OPEN, "caio", Some(&fresh)).await.status(), 202);
+    let stats = first.wait_for_total(OPEN, 2).await;
+    let votes_of = |id: &str| stats["participants"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["votes"].as_u64().unwrap();
+    assert_eq!((votes_of("ana"), votes_of("bia"), votes_of("caio")), (1, 0, 1));
+}
+
+#[tokio::test]
 async fn forged_tampered_expired_foreign_and_missing_solutions_are_refused_with_their_reason() {
     let mut settings = test_settings();
     let app = spawn_with(settings.clone(), true).await;

@@ -4,7 +4,7 @@ use lapin::options::BasicGetOptions;
 use voting::store::Store;
 use voting::testing::{eventually, test_settings};
 
-use crate::helpers::{Publisher, batch, spawn_consumer, wait_for_counted};
+use crate::helpers::{Publisher, batch, batch_spending, spawn_consumer, wait_for_counted};
 
 #[tokio::test]
 async fn the_same_batch_delivered_twice_is_counted_once() {
@@ -88,4 +88,27 @@ async fn the_consumer_reconnects_when_the_broker_and_the_store_come_back() {
     assert_eq!(store.load_counters().await.unwrap().total(), 5);
     store_proxy.restore();
     wait_for_counted(&store, 9).await;
+}
+
+#[tokio::test]
+async fn a_replayed_challenge_is_not_counted_again_even_by_a_restarted_consumer() {
+    let settings = test_settings();
+    let publisher = Publisher::connect(&settings).await;
+    let store = Store::connect(&settings.store).await.unwrap();
+    let (spent, fresh) = ("d".repeat(32), "e".repeat(32));
+
+    let first = spawn_consumer(&settings).await;
+    publisher.publish(&batch_spending("ana", &[&spent]).encode()).await;
+    wait_for_counted(&store, 1).await;
+    first.cancel();
+
+    // A new consumer knows only what the store tells it. The replay comes before a fresh vote
+    // in the queue: once the fresh one is counted, the replay has been through.
+    let _second = spawn_consumer(&settings).await;
+    publisher.publish(&batch_spending("bia", &[&spent]).encode()).await;
+    publisher.publish(&batch_spending("caio", &[&fresh]).encode()).await;
+    wait_for_counted(&store, 2).await;
+    let counts = store.load_counters().await.unwrap().by_paredao();
+    let open = &counts[&voting::paredao::ParedaoId::parse(voting::testing::OPEN).unwrap()];
+    assert!(!open.by_participant.contains_key(&voting::paredao::ParticipantId::parse("bia").unwrap()), "the replay was discarded");
 }

@@ -83,3 +83,12 @@ pub async fn wait_for_counted(store: &Store, expected: u64) {
     })
     .await
 }
+
+/// A batch of one vote per challenge key, each spending that challenge, as the API sends them.
+pub fn batch_spending(participant: &str, challenges: &[&str]) -> VoteBatch {
+    let votes = challenges
+        .iter()
+        .map(|k| Vote::new(ParedaoId::parse(OPEN).unwrap(), ParticipantId::parse(participant).unwrap(), Utc::now()).spending(k))
+        .collect();
+    VoteBatch::seal(votes, Utc::now())
+}
