@@ -37,6 +37,10 @@ pub enum ApiError {
     RateLimited(std::time::Duration),
     #[error("this deployment hands out no proof-of-work challenges (captcha mode off or external)")]
     CaptchaOff,
+    #[error("a missing or wrong bearer token")]
+    Unauthorized,
+    #[error("this vote failed on purpose: fault injection is on (an SRE drill); nothing was counted, try again")]
+    InjectedFault,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -62,6 +66,8 @@ impl ApiError {
             ApiError::Captcha(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::CaptchaOff => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::InjectedFault => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -79,6 +85,8 @@ impl ApiError {
             ApiError::Captcha(r) => r.code(),
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::CaptchaOff => "captcha_off",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::InjectedFault => "injected_fault",
             ApiError::Unexpected(_) => "internal_error",
         }
     }
@@ -112,9 +120,9 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
-            tracing::error!(status = status.as_u16(), error = code, detail = ?self, "request failed");
+            tracing::error!(status = status.as_u16(), error_code = code, detail = ?self, "request failed");
         } else {
-            tracing::warn!(status = status.as_u16(), error = code, message = %message, "request rejected");
+            tracing::warn!(status = status.as_u16(), error_code = code, reason = %message, "request rejected");
         }
         let mut response = (status, Json(ErrorBody { error: code.to_string(), message })).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {

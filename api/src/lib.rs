@@ -8,6 +8,7 @@ pub mod captcha;
 pub mod difficulty;
 pub mod client_address;
 pub mod error;
+pub mod fault;
 pub mod external_captcha;
 pub mod health;
 pub mod openapi;

@@ -19,6 +19,19 @@ pub const SPEC_PATH: &str = "/api-docs/openapi.json";
         (name = "votes", description = "Casting votes"),
         (name = "results", description = "Viewers' percentages and production statistics, served from memory"),
         (name = "health", description = "Liveness and readiness"),
-    )
+        (name = "admin", description = "SRE switches (bearer token): the deliberate error path"),
+    ),
+    modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` scheme the admin endpoints name.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}

@@ -21,6 +21,7 @@ use voting::configuration::Settings;
 use voting::store::Store;
 
 use crate::anti_bot::AntiBot;
+use crate::fault::FaultInjector;
 use crate::rate_limit::RateLimiter;
 use crate::spent_challenges::{SpentChallenges, spawn_gossip};
 use voting::configuration::CaptchaMode;
@@ -98,6 +99,8 @@ impl Application {
                 }
             }));
         }
+        let fault = Arc::new(FaultInjector::default());
+        refreshers.push(fault.clone().spawn_refresher(store.clone(), Duration::from_secs(1), refreshers_stop.clone()));
         let rate_limiter = Arc::new(RateLimiter::new(&settings.rate_limit));
         refreshers.push(rate_limiter.clone().spawn_purger(Duration::from_secs(30), refreshers_stop.clone()));
 
@@ -107,6 +110,9 @@ impl Application {
             batcher,
             broker,
             store_health,
+            store: store.clone(),
+            fault,
+            admin_token: settings.admin.token().map(Arc::from),
             anti_bot: anti_bot.clone(),
             rate_limiter,
             trusted_proxies: Arc::new(app.trusted_proxies.clone()),
@@ -159,6 +165,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .routes(routes!(routes::stats::get_stats))
         .routes(routes!(routes::health::live))
         .routes(routes!(routes::health::ready))
+        .routes(routes!(routes::admin::get_fault, routes::admin::put_fault))
         .split_for_parts();
 
     let (prometheus_layer, _) = PrometheusMetricLayerBuilder::new()

@@ -7,6 +7,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::anti_bot::AntiBot;
 use crate::batcher::Batcher;
 use crate::broker_link::BrokerLink;
+use crate::fault::FaultInjector;
 use crate::health::StoreHealth;
 use crate::rate_limit::RateLimiter;
 use crate::paredao_cache::ParedaoCache;
@@ -19,6 +20,10 @@ pub struct AppState {
     pub batcher: Batcher,
     pub broker: Arc<BrokerLink>,
     pub store_health: Arc<StoreHealth>,
+    pub store: voting::store::Store,
+    pub fault: Arc<FaultInjector>,
+    /// `None`: the admin endpoints are disabled.
+    pub admin_token: Option<Arc<str>>,
     pub anti_bot: Arc<AntiBot>,
     pub rate_limiter: Arc<RateLimiter>,
     /// Peers whose X-Real-IP / X-Forwarded-For are believed (nginx).

@@ -20,6 +20,9 @@ pub struct Settings {
     pub store: StoreSettings,
     pub captcha: CaptchaSettings,
     pub rate_limit: RateLimitSettings,
+    pub admin: AdminSettings,
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
     /// Paredões written to the store at start-up (an upsert by id), until the admin area exists.
     #[serde(default)]
     pub seed: Vec<Paredao>,
@@ -90,6 +93,29 @@ pub struct StoreSettings {
     /// `retryWrites=false` (with retryable writes it slows to a crawl after ~10k writes).
     pub url: SecretString,
     pub database: String,
+}
+
+/// Where logs go besides stdout.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TelemetrySettings {
+    /// `host:port` of a Graylog GELF TCP input; unset or empty: stdout only.
+    #[serde(default)]
+    pub gelf_address: Option<String>,
+}
+
+/// The SRE-only endpoints (fault injection). Disabled while the token is empty.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminSettings {
+    /// Bearer token for `/api/admin/*`. Generated on first local run (run/secrets), never
+    /// committed; every replica of a deployment shares it.
+    pub token: SecretString,
+}
+
+impl AdminSettings {
+    /// The token, or `None` when the admin endpoints are disabled.
+    pub fn token(&self) -> Option<&str> {
+        Some(self.token.expose_secret()).filter(|t| !t.is_empty())
+    }
 }
 
 /// Which proof that a person votes the API demands.

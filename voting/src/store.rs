@@ -101,6 +101,24 @@ impl Store {
     fn applied_batches(&self) -> Collection<Document> {
         self.db.collection("applied_batches")
     }
+    /// Operational switches shared by every replica (one document each).
+    fn switches(&self) -> Collection<Document> {
+        self.db.collection("switches")
+    }
+
+    /// The share of votes to fail on purpose (0 when never set).
+    pub async fn load_fault_ratio(&self) -> Result<f64, StoreError> {
+        let found = self.switches().find_one(doc! { "_id": "fault" }).await?;
+        Ok(found.and_then(|d| d.get_f64("vote_error_ratio").ok()).unwrap_or(0.0))
+    }
+
+    pub async fn set_fault_ratio(&self, ratio: f64) -> Result<(), StoreError> {
+        self.switches()
+            .update_one(doc! { "_id": "fault" }, doc! { "$set": { "vote_error_ratio": ratio, "updated_at": BsonDateTime::now() } })
+            .upsert(true)
+            .await?;
+        Ok(())
+    }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.db.run_command(doc! { "ping": 1 }).await?;

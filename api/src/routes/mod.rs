@@ -1,5 +1,6 @@
 //! The HTTP routes, one module per resource.
 
+pub mod admin;
 pub mod challenge;
 pub mod health;
 pub mod paredao;

@@ -88,6 +88,10 @@ async fn accept(
     state.rate_limiter.check(&client.address, Instant::now()).map_err(ApiError::RateLimited)?;
     // Recorded into the request's span, so the access log line says what was voted.
     tracing::Span::current().record("paredao", paredao_id);
+    // The deliberate error path, before the captcha is spent: the viewer's retry still works.
+    if state.fault.strikes() {
+        return Err(ApiError::InjectedFault);
+    }
     let Json(request) = body?;
     tracing::Span::current().record("participant", request.participant_id.as_str());
     let paredao = find_paredao(state, paredao_id)?;

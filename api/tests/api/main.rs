@@ -4,6 +4,8 @@
 mod captcha;
 mod docs;
 mod external_captcha;
+mod fault;
+mod gelf;
 mod health;
 mod helpers;
 mod input;

@@ -1,0 +1,85 @@
+//! SRE-only switches, behind a bearer token: the deliberate error path.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FaultSetting {
+    /// The share of vote requests answered 500 `injected_fault` on purpose, 0 (off) to 1.
+    #[schema(example = 0.2)]
+    pub vote_error_ratio: f64,
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = state.admin_token.as_deref() else {
+        return Err(ApiError::NotFound("/api/admin (disabled: no admin token configured)".into()));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compared in constant time: the token must not leak through response timing.
+    match given {
+        Some(g) if g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0 => Ok(()),
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+/// The fault injection in force (the same on every replica within a second).
+#[utoipa::path(
+    get, path = "/api/admin/fault", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The current setting", body = FaultSetting),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+    )
+)]
+pub async fn get_fault(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<FaultSetting>, ApiError> {
+    authorize(&state, &headers)?;
+    Ok(Json(FaultSetting { vote_error_ratio: state.fault.ratio() }))
+}
+
+/// Makes a share of vote requests fail with 500 `injected_fault` (and an ERROR log line), on
+/// every replica, until set back to 0. For showing errors in Graylog and Grafana on demand.
+#[utoipa::path(
+    put, path = "/api/admin/fault", tag = "admin",
+    security(("bearer" = [])),
+    request_body = FaultSetting,
+    responses(
+        (status = 200, description = "Set; every replica follows within a second", body = FaultSetting),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 422, description = "The ratio is not between 0 and 1", body = ErrorBody),
+        (status = 503, description = "The store could not be written", body = ErrorBody),
+    )
+)]
+pub async fn put_fault(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<FaultSetting>, JsonRejection>,
+) -> Result<Json<FaultSetting>, ApiError> {
+    authorize(&state, &headers)?;
+    let Json(setting) = body?;
+    if !(0.0..=1.0).contains(&setting.vote_error_ratio) {
+        return Err(ApiError::BadRequest {
+            status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_body",
+            message: format!("vote_error_ratio must be between 0 and 1, got {}", setting.vote_error_ratio),
+        });
+    }
+    state
+        .store
+        .set_fault_ratio(setting.vote_error_ratio)
+        .await
+        .map_err(|_| ApiError::Unavailable("the store cannot be written; the setting was not changed"))?;
+    // This replica follows at once; the others on their next read.
+    state.fault.set(setting.vote_error_ratio);
+    tracing::warn!(vote_error_ratio = setting.vote_error_ratio, "fault injection set through the admin endpoint");
+    Ok(Json(setting))
+}
