@@ -8,6 +8,7 @@
 #   ./run.sh test          start a private test stack on free ports, run every test, stop it
 #   ./run.sh build         cargo build --release -p api -p consumer
 #   ./run.sh vote NAME     cast one vote through nginx, solving the captcha as the page does
+#   ./run.sh fault RATIO   make that share (0 to 1) of votes fail on purpose with 500; 0 turns it off
 #
 # Everything a stack writes lives in run/<stack>/ (git-ignored): pids/<name>.pid, logs/<name>.log,
 # and one directory per server for its config and data. Every server binds to 127.0.0.1 only.
@@ -51,6 +52,10 @@ CONSUMER_BIN="$REPO/target/release/consumer"
 # machine is one address: `run.sh bench` raises it.
 NGINX_VOTE_RATE="${PAREDAO_NGINX_VOTE_RATE:-20r/s}"
 NGINX_VOTE_BURST="${PAREDAO_NGINX_VOTE_BURST:-40}"
+# host:port of a Graylog syslog UDP input for nginx's access log (none by default: no Graylog here).
+GRAYLOG_SYSLOG="${PAREDAO_GRAYLOG_SYSLOG:-}"
+# host:port of a Graylog GELF TCP input for the services' logs (none by default).
+GRAYLOG_GELF="${PAREDAO_GRAYLOG_GELF:-}"
 # The key that signs captcha challenges: made once per machine, shared by every replica, never
 # committed (run/ is git-ignored).
 SECRETS_DIR="$RUN_ROOT/secrets"
@@ -299,6 +304,8 @@ prometheus.tcp.ip = 127.0.0.1
 prometheus.tcp.port = $prom
 log.console = false
 log.file.level = info
+# Queue depth per queue (votes, votes.dead), not only totals: the pipeline dashboard needs it.
+prometheus.return_per_object_metrics = true
 EOF
     printf '[rabbitmq_management,rabbitmq_prometheus].\n' >"$dir/enabled_plugins"
 
@@ -465,15 +472,16 @@ start_consumer() {
         APP_ENVIRONMENT="$APP_ENV" \
         APP_BROKER__URL="$(amqp_url)" \
         APP_STORE__URL="$MONGO_URL" \
+        APP_TELEMETRY__GELF_ADDRESS="$GRAYLOG_GELF" \
         APP_CONSUMER__PORT="$CONSUMER_PORT" \
         "$CONSUMER_BIN"
     wait_until consumer "$READY_TIMEOUT" "$(pid_of consumer)" \
         http_ok "http://127.0.0.1:$CONSUMER_PORT/health/ready"
 }
 
-# Prints the captcha HMAC key, generating it on first use.
-captcha_hmac_key() {
-    local file="$SECRETS_DIR/captcha_hmac_key"
+# secret NAME: prints the machine's secret NAME (32 random bytes, hex), generating it on first use.
+secret() {
+    local file="$SECRETS_DIR/$1"
     if [[ ! -s "$file" ]]; then
         mkdir -p "$SECRETS_DIR"
         chmod 700 "$SECRETS_DIR"
@@ -481,6 +489,11 @@ captcha_hmac_key() {
     fi
     cat "$file"
 }
+
+# The key that signs captcha challenges.
+captcha_hmac_key() { secret captcha_hmac_key; }
+# The bearer token of /api/admin/* (the deliberate error path).
+admin_token() { secret admin_token; }
 
 start_apis() {
     [[ -x "$API_BIN" ]] || die "$API_BIN not found; run ./run.sh build"
@@ -491,6 +504,8 @@ start_apis() {
             APP_ENVIRONMENT="$APP_ENV" \
             APP_APPLICATION__PORT="$port" \
             APP_CAPTCHA__HMAC_KEY="$(captcha_hmac_key)" \
+            APP_ADMIN__TOKEN="$(admin_token)" \
+            APP_TELEMETRY__GELF_ADDRESS="$GRAYLOG_GELF" \
             APP_BROKER__URL="$(amqp_url)" \
             APP_STORE__URL="$MONGO_URL" \
             "$API_BIN"
@@ -530,7 +545,8 @@ render_nginx_conf() {
     mkdir -p "$STACK_DIR/nginx/tmp" "$STACK_DIR/nginx/cache"
     render_template "$REPO/proxy/nginx.conf" "$(nginx_conf)" \
         REPO="$REPO" RUN="$STACK_DIR" PORT="$NGINX_PORT" UPSTREAMS="$upstreams" \
-        VOTE_RATE="$NGINX_VOTE_RATE" VOTE_BURST="$NGINX_VOTE_BURST"
+        VOTE_RATE="$NGINX_VOTE_RATE" VOTE_BURST="$NGINX_VOTE_BURST" \
+        ACCESS_LOG_SYSLOG="${GRAYLOG_SYSLOG:+access_log syslog:server=$GRAYLOG_SYSLOG,tag=nginx_access,severity=info json;}"
 }
 
 check_nginx_conf() {
@@ -699,8 +715,10 @@ Paredão is up:
   Prometheus           http://127.0.0.1:$PROMETHEUS_PORT/
   MongoDB              $(printf '%s' "$MONGO_URL" | sed -E 's#//[^/@]+@#//***@#')
 
-Vote:
-  curl -s -XPOST -H 'content-type: application/json' -d '{"participant_id":"ana"}' http://127.0.0.1:$NGINX_PORT/api/paredoes/current/votes
+Vote (solving the captcha as the page does):
+  ./run.sh vote ana
+Make 20% of votes fail on purpose (the SRE drill), then turn it off:
+  ./run.sh fault 0.2    ./run.sh fault 0
 
 Logs: ./run.sh logs [name]    Status: ./run.sh status    Stop: ./run.sh down
 EOF
@@ -899,10 +917,48 @@ browser_tests() {
     start_consumer
     start_apis
     start_nginx
+    # The next step (dashboard queries) measures this same stack.
+    printf 'NGINX_PORT=%s\nAPI_PORTS="%s"\nCONSUMER_PORT=%s\n' "$NGINX_PORT" "$API_PORTS" "$CONSUMER_PORT" \
+        >"$STACK_DIR/e2e-ports.env"
     rm -rf "$REPO/test-artifacts"
     log "browser tests against http://127.0.0.1:$NGINX_PORT (screenshots in test-artifacts/)"
     (cd "$REPO/e2e" && PAREDAO_E2E_URL="http://127.0.0.1:$NGINX_PORT" PAREDAO_E2E_ARTIFACTS="$REPO/test-artifacts" \
         node --test --test-concurrency=1 tests/)
+}
+
+# Every Grafana panel's query against a real Prometheus that scraped the browser tests' stack
+# (nginx, two API replicas, the consumer, RabbitMQ, the exporters) during a short real load with
+# the deliberate error path on.
+dashboard_queries() {
+    # shellcheck source=/dev/null
+    source "$STACK_DIR/e2e-ports.env"
+    read -r PROMETHEUS_PORT NGINX_EXPORTER_PORT NODE_EXPORTER_PORT <<<"$(free_ports 3 "$NGINX_PORT" $API_PORTS \
+        "$CONSUMER_PORT" "$AMQP_PORT" "$RABBITMQ_DIST_PORT" "$EPMD_PORT" "$RABBITMQ_MGMT_PORT" \
+        "$RABBITMQ_PROMETHEUS_PORT" "$MONGO_PORT")"
+    start_nginx_exporter
+    start_node_exporter
+    start_prometheus
+    local prom="http://127.0.0.1:$PROMETHEUS_PORT" base="http://127.0.0.1:$NGINX_PORT"
+    cmd_fault 0.3 >/dev/null
+    python3 "$REPO/scripts/smoke_load.py" "$base" --seconds 20 --expect-faults
+    # Readiness, not a guess: Prometheus has scraped the faults at least twice (rate needs two).
+    log "waiting for Prometheus to have scraped the injected faults"
+    wait_until "prometheus data" 60 "$(pid_of prometheus)" prometheus_has \
+        "$prom" 'sum(rate(paredao_votes_rejected_total{reason="injected_fault"}[1m])) > 0'
+    python3 "$REPO/observability/grafana/check_dashboards.py" --prometheus "$prom"
+    # The recording rules evaluate to data too (the alerts are covered by promtool's unit tests).
+    wait_until "recording rules" 30 "$(pid_of prometheus)" prometheus_has "$prom" 'job:paredao_votes_accepted:rate1m'
+    cmd_fault 0 >/dev/null
+}
+
+# prometheus_has <url> <query>: the query returns at least one series.
+prometheus_has() {
+    curl -fsS --get --data-urlencode "query=$2" "$1/api/v1/query" | grep -q '"result":\[{'
+}
+
+graylog_pack() {
+    python3 "$REPO/observability/graylog/check_content_pack.py"
+    bash "$REPO/observability/graylog/test_provision.sh"
 }
 
 cleanup_test_stack() {
@@ -968,6 +1024,14 @@ cmd_vote() {
     python3 "$REPO/scripts/vote.py" "$1" "http://127.0.0.1:$NGINX_PORT" "${2:-current}"
 }
 
+# The deliberate error path, for every API replica (they share the setting through the store).
+cmd_fault() {
+    [[ $# -eq 1 ]] || die "usage: ./run.sh fault RATIO   (0 to 1; 0 turns it off)"
+    curl -fsS -X PUT -H "Authorization: Bearer $(admin_token)" -H 'content-type: application/json' \
+        -d "{\"vote_error_ratio\": $1}" "http://127.0.0.1:$NGINX_PORT/api/admin/fault"
+    echo
+}
+
 cmd_build() {
     build_release
 }
@@ -1001,7 +1065,14 @@ cmd_test() {
         skip_step "prometheus rules" "no rules in observability/prometheus/rules/"
     fi
     run_step "nginx config" test_nginx_config
+    run_step "grafana dashboards (structure)" python3 "$REPO/observability/grafana/check_dashboards.py"
+    run_step "graylog content pack and provisioning" graylog_pack
     run_browser_tests
+    if has_step_passed "browser tests"; then
+        run_step "grafana dashboard queries (live)" dashboard_queries
+    else
+        skip_step "grafana dashboard queries (live)" "the browser tests' stack did not run"
+    fi
 
     # Stopped here rather than by the trap, so that the summary is the last thing printed.
     trap - EXIT
@@ -1030,6 +1101,7 @@ main() {
         test) cmd_test "$@" ;;
         build) cmd_build "$@" ;;
         vote) cmd_vote "$@" ;;
+        fault) cmd_fault "$@" ;;
         # bench: load tests against the local stack go here (cmd_bench).
         -h | --help | help) usage ;;
         "") usage; exit 2 ;;

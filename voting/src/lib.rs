@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod broker;
 pub mod configuration;
+pub mod gelf;
 pub mod metrics_exporter;
 pub mod paredao;
 pub mod shutdown;

@@ -14,6 +14,12 @@ pub const SECONDS_BUCKETS: &[f64] = &[
 /// Buckets for sizes counted in votes (batch sizes).
 pub const VOTES_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0];
 
+/// Buckets for the captcha work asked of a client (`maxnumber`: hashes at most), from the
+/// trivial benchmark setting to the adaptive ceiling.
+pub const WORK_BUCKETS: &[f64] = &[
+    1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 2e7, 5e7, 1e8,
+];
+
 /// Installs the recorder on first use and returns its handle ever after, so that several apps
 /// in one test process share it instead of panicking on a second install.
 pub fn prometheus_handle() -> PrometheusHandle {
@@ -23,6 +29,9 @@ pub fn prometheus_handle() -> PrometheusHandle {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_votes".into()), VOTES_BUCKETS))
+                // Without buckets a histogram is rendered as a summary, which cannot be
+                // aggregated across replicas.
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("paredao_captcha_max_number".into()), WORK_BUCKETS))
                 .expect("bucket lists are not empty")
                 .build_recorder();
             let handle = recorder.handle();
