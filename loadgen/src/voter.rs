@@ -1,0 +1,122 @@
+//! One simulated browser's requests: fetch a challenge, solve it, vote; the next challenge rides
+//! on the 202, so a voter that keeps voting makes one request per vote, as the page does.
+
+use std::time::Duration;
+
+use api::captcha::{ChallengeView, solve};
+
+use crate::http1::Connection;
+
+/// Where the votes go. Requests travel over `Connection`s that each worker owns; the reqwest
+/// client is only for the occasional statistics read.
+#[derive(Clone)]
+pub struct Target {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub paredao: String,
+    challenge_path: String,
+    votes_path: String,
+}
+
+/// The answer to one vote: its status, and the next challenge when it was accepted.
+pub struct Answer {
+    pub status: u16,
+    pub next: Option<ChallengeView>,
+}
+
+impl Target {
+    pub fn new(base: &str, paredao: &str) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        Ok(Self {
+            client,
+            base: base.trim_end_matches('/').to_string(),
+            paredao: paredao.to_string(),
+            challenge_path: format!("/api/paredoes/{paredao}/challenge"),
+            votes_path: format!("/api/paredoes/{paredao}/votes"),
+        })
+    }
+
+    pub fn connect(&self) -> Connection {
+        Connection::new(&self.base)
+    }
+
+    /// A solved challenge: what the page's widget hands to the vote.
+    pub async fn solved(&self, conn: &mut Connection) -> anyhow::Result<String> {
+        let r = conn.request("GET", &self.challenge_path, None).await?;
+        anyhow::ensure!(r.status == 200, "challenge: HTTP {}", r.status);
+        Ok(solve(&serde_json::from_slice(&r.body)?))
+    }
+
+    pub async fn vote(&self, conn: &mut Connection, participant: &str, captcha: &str) -> Answer {
+        let body = format!(r#"{{"participant_id":"{participant}","captcha":"{captcha}"}}"#);
+        match conn.request("POST", &self.votes_path, Some(&body)).await {
+            // 0 stands for "no HTTP answer" (connection error, timeout).
+            Err(_) => Answer { status: 0, next: None },
+            Ok(r) => {
+                let next = if r.status == 202 {
+                    serde_json::from_slice::<serde_json::Value>(&r.body)
+                        .ok()
+                        .and_then(|v| serde_json::from_value(v.get("next_challenge")?.clone()).ok())
+                } else {
+                    None
+                };
+                Answer { status: r.status, next }
+            }
+        }
+    }
+
+    /// A plain GET whose status is all that matters (baseline, results reads).
+    pub async fn get(&self, conn: &mut Connection, path: &str) -> u16 {
+        conn.request("GET", path, None).await.map(|r| r.status).unwrap_or(0)
+    }
+}
+
+/// Participants chosen in proportion to their weights, deterministically spread (no RNG needed:
+/// the k-th vote goes to the participant whose cumulative share covers k mod total).
+#[derive(Clone)]
+pub struct Split {
+    cumulative: Vec<(u32, String)>,
+    total: u32,
+}
+
+impl Split {
+    /// `ana=50,bruno=30,carla=20`
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let mut cumulative = Vec::new();
+        let mut total = 0;
+        for part in text.split(',').filter(|p| !p.is_empty()) {
+            let (name, weight) = part.split_once('=').ok_or_else(|| anyhow::anyhow!("split entry '{part}' is not name=weight"))?;
+            let weight: u32 = weight.parse()?;
+            total += weight;
+            cumulative.push((total, name.to_string()));
+        }
+        anyhow::ensure!(total > 0, "the split needs at least one positive weight");
+        Ok(Self { cumulative, total })
+    }
+
+    pub fn pick(&self, k: u64) -> &str {
+        // A multiplicative hash spreads consecutive k over the whole range.
+        let slot = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32 % self.total;
+        &self.cumulative.iter().find(|(upto, _)| slot < *upto).expect("slot < total").1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_split_follows_the_weights() {
+        let split = Split::parse("ana=50,bruno=30,carla=20").unwrap();
+        let mut counts = std::collections::HashMap::new();
+        for k in 0..100_000 {
+            *counts.entry(split.pick(k).to_string()).or_insert(0u32) += 1;
+        }
+        for (name, share) in [("ana", 0.5), ("bruno", 0.3), ("carla", 0.2)] {
+            let got = counts[name] as f64 / 100_000.0;
+            assert!((got - share).abs() < 0.01, "{name}: {got}");
+        }
+        assert!(Split::parse("ana").is_err());
+        assert!(Split::parse("ana=0").is_err());
+    }
+}
