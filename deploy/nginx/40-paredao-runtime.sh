@@ -1,0 +1,41 @@
+#!/bin/sh
+# Run by the official nginx image's entrypoint (/docker-entrypoint.d/) before nginx starts.
+# Writes the three runtime includes of /etc/nginx/nginx.conf from the environment:
+#   PAREDAO_API_UPSTREAM   host:port of the API replicas (default api:8081; in Kubernetes use the
+#                          Service's full name, e.g. api.paredao.svc.cluster.local:8081, because
+#                          nginx's resolver does not apply resolv.conf search domains)
+#   PAREDAO_RESOLVER       DNS server for re-resolving it (default: first nameserver in
+#                          /etc/resolv.conf, which is 127.0.0.11 on a Docker network)
+#   PAREDAO_SYSLOG_SERVER  host:port of Graylog's syslog UDP input (default graylog:1514; empty
+#                          disables). Used only if the host resolves now: nginx refuses to start
+#                          with an unresolvable syslog host, and the logging profile is optional.
+#   PAREDAO_NGINX_CONF_DIR where to write them (default /etc/nginx/paredao; deploy/validate.sh
+#                          points it at a scratch folder to check the output with nginx -t)
+set -eu
+
+conf="${PAREDAO_NGINX_CONF_DIR:-/etc/nginx/paredao}"
+upstream="${PAREDAO_API_UPSTREAM:-api:8081}"
+resolver="${PAREDAO_RESOLVER:-$(awk '/^nameserver/ { print $2; exit }' /etc/resolv.conf 2>/dev/null || true)}"
+resolver="${resolver:-127.0.0.11}"
+syslog="${PAREDAO_SYSLOG_SERVER-graylog:1514}"
+
+# An IPv6 nameserver must be bracketed for nginx.
+case "$resolver" in
+  *:*) case "$resolver" in \[*) ;; *) resolver="[$resolver]" ;; esac ;;
+esac
+
+printf 'resolver %s valid=10s ipv6=off;\nresolver_timeout 2s;\n' "$resolver" > "$conf/resolver.conf"
+# `resolve` (re-resolve at run time) is for names; an IPv4 literal is used as it is.
+case "${upstream%:*}" in
+  *[!0-9.]*) printf 'server %s resolve;\n' "$upstream" > "$conf/upstream.conf" ;;
+  *)         printf 'server %s;\n' "$upstream" > "$conf/upstream.conf" ;;
+esac
+
+if [ -n "$syslog" ] && getent hosts "${syslog%:*}" >/dev/null 2>&1; then
+  printf 'access_log syslog:server=%s,tag=nginx_access json;\n' "$syslog" > "$conf/access-syslog.conf"
+  echo "paredao: access log also to syslog $syslog"
+else
+  : > "$conf/access-syslog.conf"
+  echo "paredao: syslog server '${syslog}' not set or not resolvable; access log to stdout only"
+fi
+echo "paredao: API upstream $upstream (resolver $resolver)"
