@@ -7,6 +7,8 @@
 #   ./run.sh logs [name]   follow the local stack's logs (all of them, or one: api-1, rabbitmq, ...)
 #   ./run.sh test          start a private test stack on free ports, run every test, stop it
 #   ./run.sh build         cargo build --release -p api -p consumer
+#   ./run.sh bench         start a benchmark stack on free ports, load it, write target/bench/latest.{json,md}
+#   ./run.sh compose ...   the docker compose deployment: up [app|logging|monitoring|all], down, ps, logs
 #   ./run.sh vote NAME     cast one vote through nginx, solving the captcha as the page does
 #   ./run.sh fault RATIO   make that share (0 to 1) of votes fail on purpose with 500; 0 turns it off
 #
@@ -277,6 +279,12 @@ preflight() {
 }
 
 build_release() {
+    # A deployment (ansible's native play) ships binaries built elsewhere.
+    if [[ -n "${PAREDAO_SKIP_BUILD:-}" ]]; then
+        [[ -x "$API_BIN" && -x "$CONSUMER_BIN" ]] || die "PAREDAO_SKIP_BUILD is set but $API_BIN or $CONSUMER_BIN is missing"
+        log "using the installed binaries (PAREDAO_SKIP_BUILD)"
+        return 0
+    fi
     log "building api and consumer (release)"
     (cd "$REPO" && cargo build --release -p api -p consumer) || die "cargo build failed"
     [[ -x "$API_BIN" ]] || die "$API_BIN is missing after the build"
@@ -1018,6 +1026,47 @@ cmd_logs() {
     exec tail -n 100 -F "$file"
 }
 
+# The benchmark: its own stack (run/bench, free ports, release binaries, INFO logs on, captcha
+# on at a trivial difficulty, per-client limits off because the load generator is one address),
+# then paredao-load through nginx. Extra arguments go to paredao-load (see its --help).
+cmd_bench() {
+    preflight
+    build_release
+    log "building the load generator (release)"
+    (cd "$REPO" && cargo build --release -p loadgen) || die "cargo build failed"
+    use_stack bench
+    (stop_stack)
+    rm -rf "$STACK_DIR"
+    choose_test_ports
+    local ports api_1 api_2
+    ports="$(free_ports 4 "$AMQP_PORT" "$RABBITMQ_DIST_PORT" "$EPMD_PORT" "$RABBITMQ_MGMT_PORT" \
+        "$RABBITMQ_PROMETHEUS_PORT" "$MONGO_PORT")"
+    read -r NGINX_PORT api_1 api_2 CONSUMER_PORT <<<"$ports"
+    API_PORTS="$api_1 $api_2"
+    # Every vote still carries a real, verified, single-use challenge; only the work is trivial
+    # (the server's cost to verify is one hash whatever the difficulty).
+    export APP_CAPTCHA__DIFFICULTY__BASE="${PAREDAO_BENCH_DIFFICULTY:-10}"
+    export APP_CAPTCHA__DIFFICULTY__FREE_PER_WINDOW=4000000000
+    export APP_RATE_LIMIT__ENABLED=false
+    NGINX_VOTE_RATE=1000000r/s
+    NGINX_VOTE_BURST=1000000
+    trap 'stop_stack' EXIT
+    make_stack_dirs
+    start_rabbitmq
+    start_mongo
+    save_stack_env
+    start_consumer
+    start_apis
+    start_nginx
+    local pids=() name
+    for name in nginx api-1 api-2 consumer rabbitmq mongo; do
+        pids+=(--pid "$name=$(pid_of "$name")")
+    done
+    log "benchmark against http://127.0.0.1:$NGINX_PORT ($(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB)"
+    "$REPO/target/release/paredao-load" --base "http://127.0.0.1:$NGINX_PORT" --paredao paredao-1 \
+        --out "$REPO/target/bench" "${pids[@]}" "$@"
+}
+
 # One vote for participant $1 (of paredão $2, default the current one) through the local nginx.
 cmd_vote() {
     [[ $# -ge 1 ]] || die "usage: ./run.sh vote PARTICIPANT [PAREDAO]"
@@ -1067,6 +1116,7 @@ cmd_test() {
     run_step "nginx config" test_nginx_config
     run_step "grafana dashboards (structure)" python3 "$REPO/observability/grafana/check_dashboards.py"
     run_step "graylog content pack and provisioning" graylog_pack
+    run_step "deployment files (compose, Dockerfiles, k8s)" bash "$REPO/deploy/validate.sh"
     run_browser_tests
     if has_step_passed "browser tests"; then
         run_step "grafana dashboard queries (live)" dashboard_queries
@@ -1087,7 +1137,8 @@ compile_step() {
 }
 
 usage() {
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    # The comment block at the top of this file, whatever its length.
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
 }
 
 main() {
@@ -1101,8 +1152,9 @@ main() {
         test) cmd_test "$@" ;;
         build) cmd_build "$@" ;;
         vote) cmd_vote "$@" ;;
+        compose) exec "$REPO/deploy/compose.sh" "$@" ;;
         fault) cmd_fault "$@" ;;
-        # bench: load tests against the local stack go here (cmd_bench).
+        bench) cmd_bench "$@" ;;
         -h | --help | help) usage ;;
         "") usage; exit 2 ;;
         *) printf 'unknown command: %s\n\n' "$verb" >&2; usage >&2; exit 2 ;;
