@@ -5,10 +5,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use axum::http::HeaderMap;
+use voting::ip_net::IpNet;
 
 /// nginx runs on the same machine as the API replicas and reaches them over loopback.
-pub fn default_trusted_proxies() -> Vec<IpAddr> {
-    vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]
+pub fn default_trusted_proxies() -> Vec<IpNet> {
+    vec![IpNet::host(IpAddr::V4(Ipv4Addr::LOCALHOST)), IpNet::host(IpAddr::V6(Ipv6Addr::LOCALHOST))]
 }
 
 /// The client's address: the X-Real-IP header set by nginx when the TCP peer is a trusted proxy
@@ -18,7 +19,7 @@ pub fn default_trusted_proxies() -> Vec<IpAddr> {
 /// Without a usable X-Real-IP, the right-most X-Forwarded-For address that is not a trusted
 /// proxy: each proxy appends the address it was reached from, so the entries right of the first
 /// untrusted one were written by our proxies, and everything left of it may be forged.
-pub fn client_ip(headers: &HeaderMap, peer: SocketAddr, trusted_proxies: &[IpAddr]) -> IpAddr {
+pub fn client_ip(headers: &HeaderMap, peer: SocketAddr, trusted_proxies: &[IpNet]) -> IpAddr {
     let peer = peer.ip().to_canonical();
     if !is_trusted(peer, trusted_proxies) {
         return peer;
@@ -32,7 +33,7 @@ fn real_ip(headers: &HeaderMap) -> Option<IpAddr> {
     parse_address(headers.get("x-real-ip")?.to_str().ok()?)
 }
 
-fn forwarded_for(headers: &HeaderMap, trusted_proxies: &[IpAddr]) -> Option<IpAddr> {
+fn forwarded_for(headers: &HeaderMap, trusted_proxies: &[IpNet]) -> Option<IpAddr> {
     // A request may carry the header more than once; together they form one list, in order.
     let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
@@ -62,8 +63,8 @@ fn parse_address(text: &str) -> Option<IpAddr> {
 }
 
 /// Compared in canonical form: on a dual-stack socket an IPv4 peer shows up as `::ffff:a.b.c.d`.
-fn is_trusted(address: IpAddr, trusted_proxies: &[IpAddr]) -> bool {
-    trusted_proxies.iter().any(|trusted| trusted.to_canonical() == address)
+fn is_trusted(address: IpAddr, trusted_proxies: &[IpNet]) -> bool {
+    trusted_proxies.iter().any(|trusted| trusted.contains(address))
 }
 
 #[cfg(test)]
@@ -83,6 +84,10 @@ mod tests {
     }
 
     fn ip(address: &str) -> IpAddr {
+        address.parse().unwrap()
+    }
+
+    fn net(address: &str) -> IpNet {
         address.parse().unwrap()
     }
 
@@ -116,7 +121,7 @@ mod tests {
     fn the_forwarded_for_chain_is_read_from_the_right_past_trusted_proxies() {
         // The client forged the first entry; 198.51.100.1 is who reached our first proxy, which
         // is 10.0.0.5, which reached nginx on loopback.
-        let trusted = [ip("127.0.0.1"), ip("10.0.0.5")];
+        let trusted = [net("127.0.0.1"), net("10.0.0.5")];
         let h = headers(&[("x-forwarded-for", "1.1.1.1, 198.51.100.1, 10.0.0.5")]);
         assert_eq!(client_ip(&h, peer("127.0.0.1"), &trusted), ip("198.51.100.1"));
     }
@@ -146,9 +151,17 @@ mod tests {
     }
 
     #[test]
+    fn a_proxy_anywhere_in_a_trusted_network_is_believed() {
+        let h = headers(&[("x-real-ip", "203.0.113.7")]);
+        let trusted = [net("10.42.0.0/16")];
+        assert_eq!(client_ip(&h, peer("10.42.3.4"), &trusted), ip("203.0.113.7"));
+        assert_eq!(client_ip(&h, peer("10.43.3.4"), &trusted), ip("10.43.3.4"));
+    }
+
+    #[test]
     fn addresses_with_ports_are_understood() {
         let h = headers(&[("x-forwarded-for", "[2001:db8::1]:443, 198.51.100.1:5678")]);
-        let trusted = [ip("127.0.0.1"), ip("198.51.100.1")];
+        let trusted = [net("127.0.0.1"), net("198.51.100.1")];
         assert_eq!(client_ip(&h, peer("127.0.0.1"), &trusted), ip("2001:db8::1"));
     }
 

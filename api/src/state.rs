@@ -27,6 +27,6 @@ pub struct AppState {
     pub anti_bot: Arc<AntiBot>,
     pub rate_limiter: Arc<RateLimiter>,
     /// Peers whose X-Real-IP / X-Forwarded-For are believed (nginx).
-    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
+    pub trusted_proxies: Arc<Vec<voting::ip_net::IpNet>>,
     pub metrics: PrometheusHandle,
 }

@@ -37,8 +37,9 @@ pub struct ApplicationSettings {
     /// How often each replica reloads the paredões and the counters it serves from memory.
     pub paredoes_refresh_ms: u64,
     pub results_refresh_ms: u64,
-    /// Peers whose X-Real-IP / X-Forwarded-For headers are believed: the nginx in front.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Peers whose X-Real-IP / X-Forwarded-For headers are believed: the nginx in front, as
+    /// addresses or networks (`10.42.0.0/16` where the proxy's address is not fixed).
+    pub trusted_proxies: Vec<crate::ip_net::IpNet>,
 }
 
 /// Votes per client address, per API replica (nginx has a coarser limit across replicas).

@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod broker;
 pub mod configuration;
 pub mod gelf;
+pub mod ip_net;
 pub mod metrics_exporter;
 pub mod paredao;
 pub mod shutdown;

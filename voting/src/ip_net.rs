@@ -1,0 +1,88 @@
+//! An address or a network (`10.0.0.5`, `10.42.0.0/16`, `fd00::/8`): how the API is told which
+//! peers are its own proxies. In Kubernetes or docker the proxy's address is not known in advance,
+//! only its network.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct IpNet {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn host(address: IpAddr) -> Self {
+        let prefix = if address.is_ipv4() { 32 } else { 128 };
+        Self { address: address.to_canonical(), prefix }
+    }
+
+    /// Whether `ip` is in this network (an IPv4 address mapped into IPv6 counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.address, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => masked(u128::from(u32::from(net)), self.prefix, 32) == masked(u128::from(u32::from(ip)), self.prefix, 32),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => masked(u128::from(net), self.prefix, 128) == masked(u128::from(ip), self.prefix, 128),
+            _ => false,
+        }
+    }
+}
+
+fn masked(bits: u128, prefix: u8, width: u8) -> u128 {
+    if prefix == 0 {
+        return 0;
+    }
+    bits >> (width - prefix)
+}
+
+impl FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let (address, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let address: IpAddr = address.parse().map_err(|_| format!("'{text}' is not an IP address or network"))?;
+        let address = address.to_canonical();
+        let width = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => width,
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= width).ok_or_else(|| format!("'{text}' has a bad prefix length"))?,
+        };
+        Ok(Self { address, prefix })
+    }
+}
+
+impl TryFrom<String> for IpNet {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn hosts_and_networks_contain_what_they_should() {
+        let host: IpNet = "127.0.0.1".parse().unwrap();
+        assert!(host.contains(ip("127.0.0.1")) && !host.contains(ip("127.0.0.2")));
+        assert!(host.contains(ip("::ffff:127.0.0.1")), "an IPv4 peer on a dual-stack socket");
+        let net: IpNet = "10.42.0.0/16".parse().unwrap();
+        assert!(net.contains(ip("10.42.7.9")) && !net.contains(ip("10.43.0.1")));
+        let v6: IpNet = "fd00::/8".parse().unwrap();
+        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")) && !v6.contains(ip("10.0.0.1")));
+        assert!("0.0.0.0/0".parse::<IpNet>().unwrap().contains(ip("8.8.8.8")));
+        assert!("10.0.0.0/33".parse::<IpNet>().is_err());
+        assert!("nginx".parse::<IpNet>().is_err());
+    }
+}
