@@ -31,6 +31,10 @@ use voting::vote::CHALLENGE_KEY_CHARS;
 
 const SHARDS: usize = 16;
 
+/// The least time between two announcements of spends: a spend is announced at once after a
+/// quiet spell, at most this much later under load.
+const GOSSIP_LINGER: Duration = Duration::from_millis(20);
+
 /// Ids with the unix second they expire at.
 pub struct SpentChallenges {
     shards: Vec<Mutex<HashMap<u128, i64>>>,
@@ -130,14 +134,25 @@ pub fn spawn_gossip(
                     .await?;
                 backoff.reset();
                 spent.listening.store(true, Ordering::Relaxed);
+                let mut last_sent = tokio::time::Instant::now() - GOSSIP_LINGER;
                 loop {
                     tokio::select! {
                         _ = stop.cancelled() => return Ok::<(), lapin::Error>(()),
                         _ = purge.tick() => spent.purge(chrono::Utc::now().timestamp()),
                         n = outbox.recv_many(&mut pending, 1000) => {
                             if n == 0 { return Ok(()); }
-                            // Whatever piled up meanwhile goes in the same message.
+                            // At most one message per GOSSIP_LINGER: the first spend after a quiet
+                            // spell goes out at once (a replay right after a vote is refused by
+                            // every replica), and under load one message carries many spends (a
+                            // message per vote cost RabbitMQ and lapin's threads more than the
+                            // votes themselves). A replay that beats the news is caught by the
+                            // consumer.
+                            let next_slot = last_sent + GOSSIP_LINGER;
+                            if tokio::time::Instant::now() < next_slot {
+                                tokio::time::sleep_until(next_slot).await;
+                            }
                             while let Ok(more) = outbox.try_recv() { pending.push(more); }
+                            last_sent = tokio::time::Instant::now();
                             let body = serde_json::to_vec(&SpentNews { ids: std::mem::take(&mut pending) }).expect("serializes");
                             channel.basic_publish(exchange.as_str().into(), "".into(), BasicPublishOptions::default(), &body, BasicProperties::default()).await?;
                         }
