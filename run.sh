@@ -9,6 +9,8 @@
 #   ./run.sh build         cargo build --release -p api -p consumer
 #   ./run.sh bench         start a benchmark stack on free ports, load it, write target/bench/latest.{json,md}
 #   ./run.sh compose ...   the docker compose deployment: up [app|logging|monitoring|all], down, ps, logs
+#   ./run.sh ansible PLAYBOOK [args]  ansible-playbook from ansible/ (native.yml: the native stack on a
+#                          host; site.yml: the containers on one host or many; -i INVENTORY)
 #   ./run.sh vote NAME     cast one vote through nginx, solving the captcha as the page does
 #   ./run.sh fault RATIO   make that share (0 to 1) of votes fail on purpose with 500; 0 turns it off
 #
@@ -1043,6 +1045,8 @@ cmd_bench() {
         "$RABBITMQ_PROMETHEUS_PORT" "$MONGO_PORT")"
     read -r NGINX_PORT api_1 api_2 CONSUMER_PORT <<<"$ports"
     API_PORTS="$api_1 $api_2"
+    # On two cores one replica (with its two worker threads) may beat two competing ones.
+    [[ "${PAREDAO_BENCH_API_REPLICAS:-2}" == 1 ]] && API_PORTS="$api_1"
     # Every vote still carries a real, verified, single-use challenge; only the work is trivial
     # (the server's cost to verify is one hash whatever the difficulty).
     export APP_CAPTCHA__DIFFICULTY__BASE="${PAREDAO_BENCH_DIFFICULTY:-10}"
@@ -1060,11 +1064,24 @@ cmd_bench() {
     start_nginx
     local pids=() name
     for name in nginx api-1 api-2 consumer rabbitmq mongo; do
+        is_running "$name" || continue
         pids+=(--pid "$name=$(pid_of "$name")")
     done
     log "benchmark against http://127.0.0.1:$NGINX_PORT ($(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB)"
     "$REPO/target/release/paredao-load" --base "http://127.0.0.1:$NGINX_PORT" --paredao paredao-1 \
         --out "$REPO/target/bench" "${pids[@]}" "$@"
+}
+
+# ansible-playbook from its own venv (made on first use), run from ansible/ so ansible.cfg applies.
+cmd_ansible() {
+    [[ $# -ge 1 ]] || die "usage: ./run.sh ansible native.yml|site.yml [-i inventories/example] [ansible-playbook args]"
+    local venv="$REPO/.venv-ansible"
+    if [[ ! -x "$venv/bin/ansible-playbook" ]]; then
+        log "installing ansible into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check ansible ansible-lint || die "pip install ansible failed"
+    fi
+    cd "$REPO/ansible" && exec "$venv/bin/ansible-playbook" "$@"
 }
 
 # One vote for participant $1 (of paredão $2, default the current one) through the local nginx.
@@ -1117,6 +1134,13 @@ cmd_test() {
     run_step "grafana dashboards (structure)" python3 "$REPO/observability/grafana/check_dashboards.py"
     run_step "graylog content pack and provisioning" graylog_pack
     run_step "deployment files (compose, Dockerfiles, k8s)" bash "$REPO/deploy/validate.sh"
+    if has_step_passed "compile tests"; then
+        # The native play, for real, against this machine: the debug binaries of the test build.
+        run_step "ansible (lint, native play on localhost)" bash "$REPO/ansible/test_native.sh" \
+            "$STACK_DIR/ansible-native" "$REPO/target/debug"
+    else
+        skip_step "ansible (lint, native play on localhost)" "the services did not compile"
+    fi
     run_browser_tests
     if has_step_passed "browser tests"; then
         run_step "grafana dashboard queries (live)" dashboard_queries
@@ -1153,6 +1177,7 @@ main() {
         build) cmd_build "$@" ;;
         vote) cmd_vote "$@" ;;
         compose) exec "$REPO/deploy/compose.sh" "$@" ;;
+        ansible) cmd_ansible "$@" ;;
         fault) cmd_fault "$@" ;;
         bench) cmd_bench "$@" ;;
         -h | --help | help) usage ;;

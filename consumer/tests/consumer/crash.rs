@@ -71,7 +71,10 @@ async fn a_consumer_killed_mid_stream_counts_every_accepted_vote_exactly_once() 
     for round in 1..=2 {
         // Kill it once it is visibly counting, then start a new one.
         let before = store.load_counters().await.unwrap().total();
-        eventually(&format!("round {round}: the consumer to count"), Duration::from_secs(30), || async {
+        // A consumer killed mid-transaction leaves it open on the store until the store aborts
+        // it (60 s, transactionLifetimeLimitSeconds); until then the next one's writes conflict
+        // and are retried. So the wait is longer than that limit.
+        eventually(&format!("round {round}: the consumer to count"), Duration::from_secs(120), || async {
             (store.load_counters().await.ok()?.total() > before + 200).then_some(())
         })
         .await;

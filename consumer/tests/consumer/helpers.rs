@@ -76,7 +76,8 @@ pub async fn spawn_consumer(settings: &Settings) -> CancellationToken {
 
 /// Waits until the store counts exactly `expected` votes (failing if it ever counts more).
 pub async fn wait_for_counted(store: &Store, expected: u64) {
-    eventually(&format!("{expected} votes counted"), Duration::from_secs(60), || async {
+    // Longer than the store's 60 s limit on a transaction left open by a killed consumer.
+    eventually(&format!("{expected} votes counted"), Duration::from_secs(120), || async {
         let counted = store.load_counters().await.ok()?.total();
         assert!(counted <= expected, "counted {counted} votes, more than the {expected} sent");
         (counted == expected).then_some(())
