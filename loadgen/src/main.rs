@@ -202,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
         p99_ms: closed.ms(0.99),
         max_ms: closed.max_ms(),
         errors,
-        errors_by_status: closed.by_status.iter().filter(|(s, _)| **s != 202).map(|(s, n)| (s.to_string(), *n)).collect(),
+        closed_loop_errors_by_status: closed.by_status.iter().filter(|(s, _)| **s != 202).map(|(s, n)| (s.to_string(), *n)).collect(),
         accepted,
         counted: counted_now,
         exact: accepted == counted_now,

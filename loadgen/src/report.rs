@@ -24,7 +24,8 @@ pub struct Report {
     pub max_ms: f64,
     /// Every vote of every phase not answered 202 (or never sent).
     pub errors: u64,
-    pub errors_by_status: BTreeMap<String, u64>,
+    /// The closed loop's non-202 answers by status (0: no answer).
+    pub closed_loop_errors_by_status: BTreeMap<String, u64>,
     /// Votes answered 202, all phases.
     pub accepted: u64,
     /// Votes the statistics count at the end (minus those counted before the run).
@@ -65,7 +66,11 @@ impl Report {
             self.results_p99_ms
         );
         s += &format!("| accepted / counted | {} / {} ({}) |\n", self.accepted, self.counted, if self.exact { "exact" } else { "MISMATCH" });
-        s += &format!("| errors (all phases) | {} {:?} |\n", self.errors, self.errors_by_status);
+        let closed: u64 = self.closed_loop_errors_by_status.values().sum();
+        s += &format!(
+            "| errors | closed loop: {closed} {:?}; all phases: {} (open-loop steps beyond capacity included) |\n",
+            self.closed_loop_errors_by_status, self.errors
+        );
         s += &format!("| drained after the closed loop | {drain} |\n");
         s += "\n| open loop rate | achieved | p50 | p99 | max | errors |\n|---|---|---|---|---|---|\n";
         for o in &self.open_loop {
