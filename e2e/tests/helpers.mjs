@@ -38,7 +38,8 @@ export async function openPage(browser, device) {
 }
 
 export async function screenshot(page, name) {
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  // Entrance animations run to their end first: a card caught mid-fade shows the header through it.
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true, animations: 'disabled' });
 }
 
 export async function apiJson(path) {
