@@ -49,7 +49,7 @@ ensure_docker_compose() {
     return 1
   fi
   echo "installing docker-compose from apt"
-  if ! apt-get install -y --no-install-recommends docker-compose >/dev/null 2>&1; then
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker-compose >/dev/null 2>&1; then
     apt-get update >/dev/null 2>&1 || return 1
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker-compose >/dev/null || return 1
   fi
