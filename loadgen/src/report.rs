@@ -39,7 +39,10 @@ pub struct Report {
     pub results_share_of_baseline: f64,
     pub results_p99_ms: f64,
     pub open_loop: Vec<OpenStep>,
+    /// Peak RSS over the whole run, overloaded open-loop steps included.
     pub rss_mb: BTreeMap<String, f64>,
+    /// Peak RSS up to the end of the closed loop (the stack at its own pace).
+    pub rss_mb_after_closed_loop: BTreeMap<String, f64>,
     pub cpu_seconds_per_1000_votes: BTreeMap<String, f64>,
     pub connections: usize,
     pub vote_seconds: u64,
@@ -76,10 +79,11 @@ impl Report {
         for o in &self.open_loop {
             s += &format!("| {}/s | {:.0}/s | {:.2} ms | {:.2} ms | {:.2} ms | {} |\n", o.rate, o.achieved_per_second, o.p50_ms, o.p99_ms, o.max_ms, o.errors);
         }
-        s += "\n| process | CPU s per 1,000 votes | peak RSS |\n|---|---|---|\n";
+        s += "\n| process | CPU s per 1,000 votes | peak RSS, closed loop | peak RSS, whole run |\n|---|---|---|---|\n";
         for (name, rss) in &self.rss_mb {
             let cpu = self.cpu_seconds_per_1000_votes.get(name).map_or("-".to_string(), |c| format!("{c:.3}"));
-            s += &format!("| {name} | {cpu} | {rss:.0} MB |\n");
+            let closed = self.rss_mb_after_closed_loop.get(name).map_or("-".to_string(), |r| format!("{r:.0} MB"));
+            s += &format!("| {name} | {cpu} | {closed} | {rss:.0} MB |\n");
         }
         s
     }
