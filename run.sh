@@ -778,6 +778,26 @@ choose_test_ports() {
     read -r AMQP_PORT RABBITMQ_DIST_PORT EPMD_PORT RABBITMQ_MGMT_PORT RABBITMQ_PROMETHEUS_PORT MONGO_PORT <<<"$ports"
 }
 
+# Free ports for nginx, two API replicas and the consumer, next to the broker's and the store's.
+choose_app_ports() {
+    local ports api_1 api_2
+    ports="$(free_ports 4 "$AMQP_PORT" "$RABBITMQ_DIST_PORT" "$EPMD_PORT" "$RABBITMQ_MGMT_PORT" \
+        "$RABBITMQ_PROMETHEUS_PORT" "$MONGO_PORT")"
+    read -r NGINX_PORT api_1 api_2 CONSUMER_PORT <<<"$ports"
+    API_PORTS="$api_1 $api_2"
+}
+
+# The stack a vote travels through: broker, store, consumer, API replicas, nginx.
+start_app_stack() {
+    make_stack_dirs
+    start_rabbitmq
+    start_mongo
+    save_stack_env
+    start_consumer
+    start_apis
+    start_nginx
+}
+
 # Starts RabbitMQ and the store of a fresh test stack. RabbitMQ boots while `during_boot` runs
 # (compiling the tests), and is waited for afterwards.
 start_test_stack() {
@@ -919,11 +939,7 @@ browser_tests() {
     API_BIN="$REPO/target/debug/api"
     CONSUMER_BIN="$REPO/target/debug/consumer"
     APP_ENV=e2e
-    local ports api_1 api_2
-    ports="$(free_ports 4 "$AMQP_PORT" "$RABBITMQ_DIST_PORT" "$EPMD_PORT" "$RABBITMQ_MGMT_PORT" \
-        "$RABBITMQ_PROMETHEUS_PORT" "$MONGO_PORT")"
-    read -r NGINX_PORT api_1 api_2 CONSUMER_PORT <<<"$ports"
-    API_PORTS="$api_1 $api_2"
+    choose_app_ports
     start_consumer
     start_apis
     start_nginx
@@ -986,13 +1002,7 @@ cmd_up() {
     build_release
     STARTING_LOCAL_STACK=1
     use_stack local
-    make_stack_dirs
-    start_rabbitmq
-    start_mongo
-    save_stack_env
-    start_consumer
-    start_apis
-    start_nginx
+    start_app_stack
     start_prometheus
     start_nginx_exporter
     start_node_exporter
@@ -1040,13 +1050,9 @@ cmd_bench() {
     (stop_stack)
     rm -rf "$STACK_DIR"
     choose_test_ports
-    local ports api_1 api_2
-    ports="$(free_ports 4 "$AMQP_PORT" "$RABBITMQ_DIST_PORT" "$EPMD_PORT" "$RABBITMQ_MGMT_PORT" \
-        "$RABBITMQ_PROMETHEUS_PORT" "$MONGO_PORT")"
-    read -r NGINX_PORT api_1 api_2 CONSUMER_PORT <<<"$ports"
-    API_PORTS="$api_1 $api_2"
+    choose_app_ports
     # On two cores one replica (with its two worker threads) may beat two competing ones.
-    [[ "${PAREDAO_BENCH_API_REPLICAS:-2}" == 1 ]] && API_PORTS="$api_1"
+    [[ "${PAREDAO_BENCH_API_REPLICAS:-2}" == 1 ]] && API_PORTS="${API_PORTS%% *}"
     # Every vote still carries a real, verified, single-use challenge; only the work is trivial
     # (the server's cost to verify is one hash whatever the difficulty).
     export APP_CAPTCHA__DIFFICULTY__BASE="${PAREDAO_BENCH_DIFFICULTY:-10}"
@@ -1055,13 +1061,7 @@ cmd_bench() {
     NGINX_VOTE_RATE=1000000r/s
     NGINX_VOTE_BURST=1000000
     trap 'stop_stack' EXIT
-    make_stack_dirs
-    start_rabbitmq
-    start_mongo
-    save_stack_env
-    start_consumer
-    start_apis
-    start_nginx
+    start_app_stack
     local pids=() name
     for name in nginx api-1 api-2 consumer rabbitmq mongo; do
         is_running "$name" || continue
