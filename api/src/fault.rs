@@ -39,21 +39,18 @@ impl FaultInjector {
     /// Follows the store's switch every `every` until `stop`.
     pub fn spawn_refresher(self: Arc<Self>, store: Store, every: Duration, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         self.set(0.0);
-        tokio::spawn(async move {
-            loop {
+        voting::periodic::spawn_every(every, stop, move || {
+            let (injector, store) = (self.clone(), store.clone());
+            async move {
                 match store.load_fault_ratio().await {
                     Ok(ratio) => {
-                        if ratio != self.ratio() {
+                        if ratio != injector.ratio() {
                             tracing::warn!(vote_error_ratio = ratio, "fault injection changed");
                         }
-                        self.set(ratio);
+                        injector.set(ratio);
                     }
                     // The paredão refresher already reports the store; keep the last value.
                     Err(e) => tracing::debug!(error = %e, "reading the fault switch failed"),
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(every) => {}
                 }
             }
         })

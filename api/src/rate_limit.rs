@@ -106,17 +106,10 @@ impl RateLimiter {
     /// Purges every `every` until `stop` is cancelled. Without it the map would keep one entry
     /// for every client that ever voted.
     pub fn spawn_purger(self: Arc<Self>, every: Duration, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                self.purge(Instant::now());
-                metrics::gauge!("paredao_rate_limit_keys").set(self.len() as f64);
-            }
+        voting::periodic::spawn_every(every, stop, move || {
+            self.purge(Instant::now());
+            metrics::gauge!("paredao_rate_limit_keys").set(self.len() as f64);
+            std::future::ready(())
         })
     }
 

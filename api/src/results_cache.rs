@@ -39,18 +39,13 @@ impl ResultsCache {
         health: Arc<StoreHealth>,
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
+        voting::periodic::spawn_every(every, stop, move || {
+            let (cache, store, health) = (self.clone(), store.clone(), health.clone());
+            async move {
                 let taken_at = Utc::now();
                 match store.load_counters().await {
                     Ok(tally) => {
-                        self.snapshot.store(Arc::new(Snapshot { counts: tally.by_paredao(), taken_at: Some(taken_at) }));
+                        cache.snapshot.store(Arc::new(Snapshot { counts: tally.by_paredao(), taken_at: Some(taken_at) }));
                         health.record(true);
                     }
                     Err(e) => {
@@ -58,7 +53,7 @@ impl ResultsCache {
                         health.record(false);
                     }
                 }
-                if let Some(at) = self.snapshot.load().taken_at {
+                if let Some(at) = cache.snapshot.load().taken_at {
                     let age = (Utc::now() - at).num_milliseconds() as f64 / 1000.0;
                     metrics::gauge!("paredao_results_snapshot_age_seconds").set(age);
                 }

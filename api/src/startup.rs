@@ -89,14 +89,10 @@ impl Application {
         refreshers.push(spawn_gossip(spent.clone(), spent_news, settings.broker.clone(), refreshers_stop.clone()));
         let anti_bot = Arc::new(AntiBot::new(&settings.captcha, spent)?);
         {
-            let (anti_bot, stop) = (anti_bot.clone(), refreshers_stop.clone());
-            refreshers.push(tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(30)) => anti_bot.purge(),
-                    }
-                }
+            let anti_bot = anti_bot.clone();
+            refreshers.push(voting::periodic::spawn_every(Duration::from_secs(30), refreshers_stop.clone(), move || {
+                anti_bot.purge();
+                std::future::ready(())
             }));
         }
         let fault = Arc::new(FaultInjector::default());

@@ -110,12 +110,7 @@ pub async fn closed_loop_votes(target: &Target, split: &Split, connections: usiz
             })
         })
         .collect();
-    let mut total = Outcome::new();
-    for w in workers {
-        total.merge(w.await.expect("a worker"));
-    }
-    total.elapsed = started.elapsed();
-    total
+    join(workers, started).await
 }
 
 /// GETs of `path` over `connections` connections for `duration`.
@@ -138,6 +133,11 @@ pub async fn closed_loop_gets(target: &Target, path: &str, connections: usize, d
             })
         })
         .collect();
+    join(workers, started).await
+}
+
+/// Every worker's outcome in one, timed from `started`.
+async fn join(workers: Vec<tokio::task::JoinHandle<Outcome>>, started: Instant) -> Outcome {
     let mut total = Outcome::new();
     for w in workers {
         total.merge(w.await.expect("a worker"));

@@ -8,6 +8,7 @@ pub mod gelf;
 pub mod ip_net;
 pub mod metrics_exporter;
 pub mod paredao;
+pub mod periodic;
 pub mod shutdown;
 pub mod slug;
 pub mod spent_ledger;
