@@ -20,6 +20,10 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RUN_ROOT="$REPO/run"
+# Every server started from here inherits this: the crowd of an opening minute is thousands of
+# connections, each a file descriptor. Raised to the hard limit (the most an unprivileged
+# process may take); where even that cannot be changed, the default stays.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ---------------------------------------------------------------------------------------------
 # Ports of the local stack. Each one can be overridden from the environment. Keep them below
@@ -56,6 +60,11 @@ CONSUMER_BIN="$REPO/target/release/consumer"
 # machine is one address: `run.sh bench` raises it.
 NGINX_VOTE_RATE="${PAREDAO_NGINX_VOTE_RATE:-20r/s}"
 NGINX_VOTE_BURST="${PAREDAO_NGINX_VOTE_BURST:-40}"
+# The surge guard: requests nginx lets through at once, per API replica (proxy/nginx.conf). Votes
+# beyond it are answered 503 `overloaded` by nginx itself; each replica's own bound
+# (configuration/base.yaml, admission) stands behind it.
+NGINX_VOTES_IN_FLIGHT="${PAREDAO_NGINX_VOTES_IN_FLIGHT:-128}"
+NGINX_READS_IN_FLIGHT="${PAREDAO_NGINX_READS_IN_FLIGHT:-512}"
 # host:port of a Graylog syslog UDP input for nginx's access log (none by default: no Graylog here).
 GRAYLOG_SYSLOG="${PAREDAO_GRAYLOG_SYSLOG:-}"
 # host:port of a Graylog GELF TCP input for the services' logs (none by default).
@@ -546,16 +555,21 @@ stop_consumer() {
 nginx_conf() { printf '%s' "$STACK_DIR/nginx/nginx.conf"; }
 
 render_nginx_conf() {
-    local upstreams="" port
+    local upstreams="" port replicas=0 nofile
     for port in $API_PORTS; do
         [[ -n "$upstreams" ]] && upstreams+=$'\n        '
-        upstreams+="server 127.0.0.1:$port;"
+        # Why these parameters: the comment above @UPSTREAMS@ in proxy/nginx.conf.
+        upstreams+="server 127.0.0.1:$port max_fails=3 fail_timeout=1s;"
+        replicas=$((replicas + 1))
     done
+    nofile="$(ulimit -Hn)"
+    [[ "$nofile" == unlimited || "$nofile" -gt 65536 ]] && nofile=65536
     # nginx creates the leaf of proxy_cache_path, not its parents.
     mkdir -p "$STACK_DIR/nginx/tmp" "$STACK_DIR/nginx/cache"
     render_template "$REPO/proxy/nginx.conf" "$(nginx_conf)" \
         REPO="$REPO" RUN="$STACK_DIR" PORT="$NGINX_PORT" UPSTREAMS="$upstreams" \
-        VOTE_RATE="$NGINX_VOTE_RATE" VOTE_BURST="$NGINX_VOTE_BURST" \
+        VOTE_RATE="$NGINX_VOTE_RATE" VOTE_BURST="$NGINX_VOTE_BURST" NOFILE="$nofile" \
+        VOTES_IN_FLIGHT="$((replicas * NGINX_VOTES_IN_FLIGHT))" READS_IN_FLIGHT="$((replicas * NGINX_READS_IN_FLIGHT))" \
         ACCESS_LOG_SYSLOG="${GRAYLOG_SYSLOG:+access_log syslog:server=$GRAYLOG_SYSLOG,tag=nginx_access,severity=info json;}"
 }
 

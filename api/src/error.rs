@@ -29,6 +29,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("the vote was not accepted: {0}; nothing was counted, try again")]
     NotDurable(PublishError),
+    #[error("the vote is busy right now: this request was not read, nothing was counted and its captcha was not used; try again in a moment")]
+    Overloaded,
     #[error("the service is not ready: {0}")]
     Unavailable(&'static str),
     #[error("{0}")]
@@ -61,7 +63,7 @@ impl ApiError {
             ApiError::UnknownParedao(_) | ApiError::NoParedao | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::UnknownParticipant { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ParedaoNotOpen { .. } => StatusCode::CONFLICT,
-            ApiError::NotDurable(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotDurable(_) | ApiError::Unavailable(_) | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Captcha(CaptchaRejection::Missing | CaptchaRejection::Malformed) => StatusCode::BAD_REQUEST,
             ApiError::Captcha(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -82,6 +84,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::NotDurable(_) => "vote_not_durable",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Overloaded => "overloaded",
             ApiError::Captcha(r) => r.code(),
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::CaptchaOff => "captcha_off",
@@ -119,7 +122,11 @@ impl IntoResponse for ApiError {
             ApiError::Unexpected(_) => "something went wrong on our side; try again".to_string(),
             other => other.to_string(),
         };
-        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(self, ApiError::Overloaded) {
+            // Shed under a surge, thousands a second: the request's access line (status 503)
+            // and `paredao_requests_shed_total` say it; a line more each would cost the CPU
+            // that shedding is meant to save.
+        } else if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(status = status.as_u16(), error_code = code, detail = ?self, "request failed");
         } else {
             tracing::warn!(status = status.as_u16(), error_code = code, reason = %message, "request rejected");

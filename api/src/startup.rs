@@ -20,6 +20,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use voting::configuration::Settings;
 use voting::store::Store;
 
+use crate::admission::Admission;
 use crate::anti_bot::AntiBot;
 use crate::fault::FaultInjector;
 use crate::rate_limit::RateLimiter;
@@ -101,6 +102,7 @@ impl Application {
         refreshers.push(rate_limiter.clone().spawn_purger(Duration::from_secs(30), refreshers_stop.clone()));
 
         let state = AppState {
+            admission: Arc::new(Admission::new(&settings.admission)),
             paredoes,
             results,
             batcher,

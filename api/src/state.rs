@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::admission::Admission;
 use crate::anti_bot::AntiBot;
 use crate::batcher::Batcher;
 use crate::broker_link::BrokerLink;
@@ -15,6 +16,8 @@ use crate::results_cache::ResultsCache;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The bounds on work in flight; beyond them requests are refused at once.
+    pub admission: Arc<Admission>,
     pub paredoes: Arc<ParedaoCache>,
     pub results: Arc<ResultsCache>,
     pub batcher: Batcher,

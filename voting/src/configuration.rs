@@ -14,6 +14,7 @@ use crate::paredao::Paredao;
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub application: ApplicationSettings,
+    pub admission: AdmissionSettings,
     pub batcher: BatcherSettings,
     pub consumer: ConsumerSettings,
     pub broker: BrokerSettings,
@@ -50,6 +51,16 @@ pub struct RateLimitSettings {
     /// How many requests a key that has been idle may make at once.
     pub burst: u32,
     pub enabled: bool,
+}
+
+/// How much work one API replica holds at once; beyond it a request is refused at once with
+/// 503 `overloaded` (see `api::admission`). Zero is not a bound, so it does not parse.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdmissionSettings {
+    /// Votes between their first byte and their broker confirm.
+    pub max_votes_in_flight: std::num::NonZeroUsize,
+    /// Challenges, paredões, results and statistics being answered.
+    pub max_reads_in_flight: std::num::NonZeroUsize,
 }
 
 /// Group commit: a batch is published when it holds `max_votes` or its first vote has waited

@@ -113,11 +113,33 @@ pub fn port_of(url: &str) -> u16 {
 
 /// A TCP proxy in front of a real service, to make it "go away" and "come back" for one test
 /// without touching the service other tests share. `cut` drops every open connection and
-/// refuses new ones; `restore` lets them through again.
+/// refuses new ones; `restore` lets them through again. `freeze` keeps the connections open but
+/// holds every byte (a service that is alive and stuck: a broker that does not confirm);
+/// `thaw` lets the held bytes through.
 pub struct TcpProxy {
     pub port: u16,
     state: Arc<Mutex<(bool, CancellationToken)>>,
+    frozen: tokio::sync::watch::Sender<bool>,
     stop: CancellationToken,
+}
+
+/// Copies `from` to `to`, holding each chunk while `frozen` is true.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut frozen: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if frozen.wait_for(|f| !*f).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl TcpProxy {
@@ -126,11 +148,12 @@ impl TcpProxy {
         let port = listener.local_addr().unwrap().port();
         let target: SocketAddr = ([127, 0, 0, 1], target_port).into();
         let state = Arc::new(Mutex::new((true, CancellationToken::new())));
+        let (frozen, _) = tokio::sync::watch::channel(false);
         let stop = CancellationToken::new();
-        let (st, stp) = (state.clone(), stop.clone());
+        let (st, stp, fr) = (state.clone(), stop.clone(), frozen.clone());
         tokio::spawn(async move {
             loop {
-                let (mut inbound, _) = tokio::select! {
+                let (inbound, _) = tokio::select! {
                     _ = stp.cancelled() => return,
                     a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
                 };
@@ -139,16 +162,28 @@ impl TcpProxy {
                     drop(inbound);
                     continue;
                 }
+                let frozen = fr.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                    let Ok(outbound) = TcpStream::connect(target).await else { return };
+                    let (in_read, in_write) = inbound.into_split();
+                    let (out_read, out_write) = outbound.into_split();
                     tokio::select! {
                         _ = generation.cancelled() => {}
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = pump(in_read, out_write, frozen.clone()) => {}
+                        _ = pump(out_read, in_write, frozen) => {}
                     }
                 });
             }
         });
-        Self { port, state, stop }
+        Self { port, state, frozen, stop }
+    }
+
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+
+    pub fn thaw(&self) {
+        self.frozen.send_replace(false);
     }
 
     pub fn cut(&self) {

@@ -8,6 +8,7 @@ use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 
 use super::find_paredao;
+use crate::admission::ReadSlot;
 use crate::anti_bot::Client;
 use crate::captcha::ChallengeView;
 use crate::client_address::client_ip;
@@ -34,9 +35,11 @@ pub(crate) fn client_of(state: &AppState, headers: &HeaderMap, peer: SocketAddr,
     responses(
         (status = 200, description = "A challenge to solve", body = ChallengeView),
         (status = 404, description = "No such paredão, or captchas are off", body = ErrorBody),
+        (status = 503, description = "`overloaded`: the replica is answering as many reads as it may; try again after Retry-After", body = ErrorBody),
     )
 )]
 pub async fn get_challenge(
+    _slot: ReadSlot,
     State(state): State<AppState>,
     Path(paredao_id): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

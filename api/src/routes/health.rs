@@ -57,5 +57,6 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Prometheus metrics, text exposition format.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.admission.publish_gauges();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use voting::paredao::{Paredao, ParedaoId, ParedaoState, Participant};
 
 use super::{find_paredao, state_now};
+use crate::admission::ReadSlot;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -40,9 +41,10 @@ impl From<&Paredao> for ParedaoView {
     responses(
         (status = 200, description = "The paredão", body = ParedaoView),
         (status = 404, description = "No such paredão", body = ErrorBody),
+        (status = 503, description = "`overloaded`: the replica is answering as many reads as it may; try again after Retry-After", body = ErrorBody),
     )
 )]
-pub async fn get_paredao(State(state): State<AppState>, Path(paredao_id): Path<String>) -> Result<Json<ParedaoView>, ApiError> {
+pub async fn get_paredao(_slot: ReadSlot, State(state): State<AppState>, Path(paredao_id): Path<String>) -> Result<Json<ParedaoView>, ApiError> {
     let p = find_paredao(&state, &paredao_id)?;
     Ok(Json(ParedaoView::from(p.as_ref())))
 }

@@ -9,6 +9,7 @@ use voting::paredao::{ParedaoId, ParedaoState, ParticipantId};
 use voting::tally::percentages;
 
 use super::{find_paredao, state_now};
+use crate::admission::ReadSlot;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -39,9 +40,10 @@ pub struct ParticipantShare {
     responses(
         (status = 200, description = "Percentages per participant", body = ResultsView),
         (status = 404, description = "No such paredão", body = ErrorBody),
+        (status = 503, description = "`overloaded`: the replica is answering as many reads as it may; try again after Retry-After", body = ErrorBody),
     )
 )]
-pub async fn get_results(State(state): State<AppState>, Path(paredao_id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn get_results(_slot: ReadSlot, State(state): State<AppState>, Path(paredao_id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let paredao = find_paredao(&state, &paredao_id)?;
     let snapshot = state.results.snapshot();
     let counts = snapshot.counts.get(&paredao.id);

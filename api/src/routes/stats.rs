@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use voting::paredao::{ParedaoId, ParedaoState, ParticipantId};
 
 use super::{find_paredao, state_now};
+use crate::admission::ReadSlot;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -52,9 +53,10 @@ pub struct HourVotes {
     responses(
         (status = 200, description = "Exact vote counts", body = StatsView),
         (status = 404, description = "No such paredão", body = ErrorBody),
+        (status = 503, description = "`overloaded`: the replica is answering as many reads as it may; try again after Retry-After", body = ErrorBody),
     )
 )]
-pub async fn get_stats(State(state): State<AppState>, Path(paredao_id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn get_stats(_slot: ReadSlot, State(state): State<AppState>, Path(paredao_id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let paredao = find_paredao(&state, &paredao_id)?;
     let snapshot = state.results.snapshot();
     let counts = snapshot.counts.get(&paredao.id);

@@ -14,6 +14,7 @@ use voting::vote::Vote;
 
 use super::challenge::client_of;
 use super::find_paredao;
+use crate::admission::VoteSlot;
 use crate::anti_bot::{AntiBotError, Client};
 use crate::captcha::ChallengeView;
 use crate::error::{ApiError, ErrorBody};
@@ -58,10 +59,13 @@ pub struct VoteAccepted {
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Unknown participant or missing field", body = ErrorBody),
         (status = 429, description = "Too many votes from this client; see Retry-After", body = ErrorBody),
-        (status = 503, description = "The vote could not be made durable; try again", body = ErrorBody),
+        (status = 503, description = "`overloaded`: refused at once because the replica holds as many votes as it may; \
+            the request was not read, nothing was counted and the captcha was not used, so the same vote may be sent again \
+            after Retry-After. `vote_not_durable`: the vote could not be made durable; try again", body = ErrorBody),
     )
 )]
 pub async fn cast_vote(
+    _slot: VoteSlot,
     State(state): State<AppState>,
     Path(paredao_id): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

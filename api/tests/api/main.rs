@@ -10,5 +10,6 @@ mod health;
 mod helpers;
 mod input;
 mod outage;
+mod overload;
 mod shutdown;
 mod votes;
