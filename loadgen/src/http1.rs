@@ -13,6 +13,9 @@ use tokio::net::TcpStream;
 pub struct Connection {
     address: String,
     host: String,
+    /// The local address to connect from (`127.0.1.x`): each source address has a port range
+    /// of its own, so tens of thousands of connections to one port do not run out of ports.
+    source: Option<std::net::IpAddr>,
     stream: Option<BufReader<TcpStream>>,
     line: String,
 }
@@ -28,7 +31,31 @@ impl Connection {
     /// `base` is `http://host:port`.
     pub fn new(base: &str) -> Self {
         let address = base.trim_start_matches("http://").trim_end_matches('/').to_string();
-        Self { host: address.clone(), address, stream: None, line: String::new() }
+        Self { host: address.clone(), address, source: None, stream: None, line: String::new() }
+    }
+
+    /// The same, connecting from `source`.
+    pub fn from_source(base: &str, source: std::net::IpAddr) -> Self {
+        Self { source: Some(source), ..Self::new(base) }
+    }
+
+    /// Opens the connection now (else the first request does).
+    pub async fn open(&mut self) -> std::io::Result<()> {
+        if self.stream.is_none() {
+            let s = match self.source {
+                None => TcpStream::connect(&self.address).await?,
+                Some(ip) => {
+                    let target: std::net::SocketAddr =
+                        self.address.parse().map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not ip:port"))?;
+                    let socket = tokio::net::TcpSocket::new_v4()?;
+                    socket.bind((ip, 0).into())?;
+                    socket.connect(target).await?
+                }
+            };
+            s.set_nodelay(true)?;
+            self.stream = Some(BufReader::with_capacity(16 * 1024, s));
+        }
+        Ok(())
     }
 
     /// GET (no body) or POST (JSON body). Reconnects once if a kept-alive connection was closed.
@@ -63,11 +90,7 @@ impl Connection {
     }
 
     async fn exchange(&mut self, request: &[u8]) -> std::io::Result<Response> {
-        if self.stream.is_none() {
-            let s = TcpStream::connect(&self.address).await?;
-            s.set_nodelay(true)?;
-            self.stream = Some(BufReader::with_capacity(16 * 1024, s));
-        }
+        self.open().await?;
         let stream = self.stream.as_mut().expect("connected above");
         stream.get_mut().write_all(request).await?;
 
@@ -125,6 +148,22 @@ impl Connection {
             self.stream = None;
         }
         Ok(Response { status, body })
+    }
+}
+
+/// What went wrong below HTTP, in the words of the benchmark's report.
+pub fn failure_kind(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    if e.raw_os_error() == Some(24) {
+        return "client_out_of_files"; // EMFILE: this process's own limit, not the server's doing
+    }
+    match e.kind() {
+        ConnectionRefused => "connection_refused",
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => "connection_reset",
+        TimedOut => "client_timeout",
+        InvalidData => "malformed_response",
+        AddrNotAvailable | AddrInUse => "client_out_of_ports",
+        _ => "io_error",
     }
 }
 

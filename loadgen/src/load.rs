@@ -2,17 +2,16 @@
 //!
 //! Closed loop: N connections, each voting again as soon as its last vote was answered; it
 //! measures the most the stack carries, but a slow answer also delays the next request, which
-//! hides latency (coordinated omission). Open loop: votes arrive at a fixed rate whatever the
-//! answers do, and each latency is measured from when the vote was due, so a stall shows up.
+//! hides latency (coordinated omission). The open loop, where votes arrive at a fixed rate
+//! whatever the answers do, is `surge.rs`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::http1::Connection;
 use crate::voter::{Split, Target};
 
 /// What one phase measured.
@@ -21,13 +20,11 @@ pub struct Outcome {
     pub by_status: BTreeMap<u16, u64>,
     /// Latency in microseconds.
     pub latency: Histogram<u64>,
-    /// Open loop only: votes that could not even be sent because too many were in flight.
-    pub skipped: u64,
 }
 
 impl Outcome {
     fn new() -> Self {
-        Self { elapsed: Duration::ZERO, by_status: BTreeMap::new(), latency: histogram(), skipped: 0 }
+        Self { elapsed: Duration::ZERO, by_status: BTreeMap::new(), latency: histogram() }
     }
 
     fn merge(&mut self, other: Outcome) {
@@ -35,7 +32,6 @@ impl Outcome {
             *self.by_status.entry(s).or_default() += n;
         }
         self.latency.add(&other.latency).expect("same bounds");
-        self.skipped += other.skipped;
     }
 
     pub fn count(&self, status: u16) -> u64 {
@@ -46,9 +42,9 @@ impl Outcome {
         self.by_status.values().sum()
     }
 
-    /// Requests answered otherwise than `ok`, plus those never sent.
+    /// Requests answered otherwise than `ok`.
     pub fn errors(&self, ok: u16) -> u64 {
-        self.total() - self.count(ok) + self.skipped
+        self.total() - self.count(ok)
     }
 
     pub fn per_second(&self, status: u16) -> f64 {
@@ -64,12 +60,12 @@ impl Outcome {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     // 1 µs to 60 s, three significant digits.
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
 }
 
-fn record(h: &mut Histogram<u64>, d: Duration) {
+pub(crate) fn record(h: &mut Histogram<u64>, d: Duration) {
     let _ = h.record((d.as_micros() as u64).clamp(1, 60_000_000));
 }
 
@@ -144,81 +140,4 @@ async fn join(workers: Vec<tokio::task::JoinHandle<Outcome>>, started: Instant) 
     }
     total.elapsed = started.elapsed();
     total
-}
-
-/// Votes arriving at `rate` per second for `duration`; at most `max_in_flight` at once (beyond
-/// that a due vote is skipped and counted as an error: the client itself could not keep up).
-pub async fn open_loop_votes(target: &Target, split: &Split, rate: u64, duration: Duration, max_in_flight: usize) -> Outcome {
-    // Solved challenges ready for use; every accepted vote brings the next one back.
-    let pool: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
-    // Idle keep-alive connections; a vote takes one (or opens one) and gives it back.
-    let connections: Arc<Mutex<Vec<Connection>>> = Arc::new(Mutex::new(Vec::new()));
-    let prefill = (rate as usize / 5).clamp(100, 5000);
-    let fetchers: Vec<_> = (0..16)
-        .map(|_| {
-            let (target, pool) = (target.clone(), pool.clone());
-            tokio::spawn(async move {
-                let mut conn = target.connect();
-                for _ in 0..prefill / 16 + 1 {
-                    if let Ok(c) = target.solved(&mut conn).await {
-                        pool.lock().unwrap().push(c);
-                    }
-                }
-            })
-        })
-        .collect();
-    for f in fetchers {
-        let _ = f.await;
-    }
-
-    let outcome = Arc::new(Mutex::new(Outcome::new()));
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let total = (rate as f64 * duration.as_secs_f64()) as u64;
-    let started = Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
-    for k in 0..total {
-        let due = started + interval.mul_f64(k as f64);
-        tokio::time::sleep_until(due.into()).await;
-        if in_flight.load(Ordering::Relaxed) >= max_in_flight {
-            outcome.lock().unwrap().skipped += 1;
-            continue;
-        }
-        in_flight.fetch_add(1, Ordering::Relaxed);
-        let (target, split, pool, outcome, in_flight, connections) =
-            (target.clone(), split.clone(), pool.clone(), outcome.clone(), in_flight.clone(), connections.clone());
-        tasks.push(tokio::spawn(async move {
-            let idle = connections.lock().unwrap().pop();
-            let mut conn = idle.unwrap_or_else(|| target.connect());
-            let ready = pool.lock().unwrap().pop();
-            let captcha = match ready {
-                Some(c) => Some(c),
-                None => target.solved(&mut conn).await.ok(),
-            };
-            let status = match captcha {
-                Some(c) => {
-                    let answer = target.vote(&mut conn, split.pick(k), &c).await;
-                    if let Some(next) = answer.next {
-                        pool.lock().unwrap().push(api::captcha::solve(&next));
-                    }
-                    answer.status
-                }
-                None => 0,
-            };
-            // From when the vote was due, not when it was sent.
-            let latency = due.elapsed();
-            let mut o = outcome.lock().unwrap();
-            record(&mut o.latency, latency);
-            *o.by_status.entry(status).or_default() += 1;
-            drop(o);
-            connections.lock().unwrap().push(conn);
-            in_flight.fetch_sub(1, Ordering::Relaxed);
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let mut result = Arc::try_unwrap(outcome).ok().expect("every task finished").into_inner().unwrap();
-    result.elapsed = started.elapsed();
-    result
 }

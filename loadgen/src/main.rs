@@ -1,9 +1,13 @@
 //! `paredao-load`: the benchmark of `./run.sh bench`, in one run against a stack through nginx.
 //!
 //! 1. baseline: GETs of nginx's own `204` location (no proxying): the front door's ceiling;
-//! 2. votes, closed loop, then open-loop steps at fixed rates, each vote with a solved captcha;
-//! 3. reads of the viewers' results (nginx micro-cache in front of the API's memory);
-//! 4. after the load: how long until every accepted vote is counted, accepted == counted, and
+//! 2. votes, closed loop: the stack's capacity, each vote with a solved captcha;
+//! 3. the surge: open-loop steps at multiples of that capacity (0.5×, 1×, 2×, 4×) over thousands
+//!    of connections, then how soon votes flow at full rate after the largest, then fixed rates
+//!    (25,000/s, the record's peak);
+//! 4. the viewers: 20,000 connections each reading the results every 2 s;
+//! 5. reads of the viewers' results in closed loop (nginx micro-cache in front of the API's memory);
+//! 6. after the load: how long until every accepted vote is counted, accepted == counted, and
 //!    the CPU seconds per 1,000 votes and peak RSS of every process given with `--pid`.
 //!
 //! It targets 127.0.0.1 only and is bounded in time and count. Writes `<out>/latest.json` and
@@ -13,6 +17,8 @@ mod http1;
 mod load;
 mod procs;
 mod report;
+mod surge;
+mod viewers;
 mod voter;
 
 use std::collections::BTreeMap;
@@ -27,7 +33,11 @@ struct Args {
     connections: usize,
     vote_secs: u64,
     step_secs: u64,
+    multiples: Vec<f64>,
     rates: Vec<u64>,
+    recovery_secs: u64,
+    viewers: usize,
+    viewers_secs: u64,
     read_secs: u64,
     warmup_secs: u64,
     max_votes: u64,
@@ -43,7 +53,11 @@ fn parse_args() -> anyhow::Result<Args> {
         connections: 64,
         vote_secs: 60,
         step_secs: 10,
-        rates: vec![1000, 5000, 10000, 20000, 25000],
+        multiples: vec![0.5, 1.0, 2.0, 4.0],
+        rates: vec![25000],
+        recovery_secs: 5,
+        viewers: 20_000,
+        viewers_secs: 30,
         read_secs: 10,
         warmup_secs: 5,
         max_votes: 5_000_000,
@@ -60,7 +74,11 @@ fn parse_args() -> anyhow::Result<Args> {
             "--connections" => a.connections = value()?.parse()?,
             "--vote-secs" => a.vote_secs = value()?.parse()?,
             "--step-secs" => a.step_secs = value()?.parse()?,
+            "--multiples" => a.multiples = value()?.split(',').filter(|r| !r.is_empty()).map(str::parse).collect::<Result<_, _>>()?,
             "--rates" => a.rates = value()?.split(',').filter(|r| !r.is_empty()).map(str::parse).collect::<Result<_, _>>()?,
+            "--recovery-secs" => a.recovery_secs = value()?.parse()?,
+            "--viewers" => a.viewers = value()?.parse()?,
+            "--viewers-secs" => a.viewers_secs = value()?.parse()?,
             "--read-secs" => a.read_secs = value()?.parse()?,
             "--warmup-secs" => a.warmup_secs = value()?.parse()?,
             "--max-votes" => a.max_votes = value()?.parse()?,
@@ -71,7 +89,7 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--out" => a.out = value()?,
             "-h" | "--help" => {
-                println!("paredao-load --base http://127.0.0.1:PORT [--paredao ID] [--split ana=50,bruno=50] [--connections N] [--vote-secs S] [--step-secs S] [--rates 1000,5000] [--read-secs S] [--warmup-secs S] [--max-votes N] [--pid name=PID ...] [--out DIR]");
+                println!("paredao-load --base http://127.0.0.1:PORT [--paredao ID] [--split ana=50,bruno=50] [--connections N] [--vote-secs S] [--step-secs S] [--multiples 0.5,1,2,4] [--rates 25000] [--recovery-secs S] [--viewers N] [--viewers-secs S] [--read-secs S] [--warmup-secs S] [--max-votes N] [--pid name=PID ...] [--out DIR]");
                 std::process::exit(0);
             }
             other => anyhow::bail!("unknown flag {other}"),
@@ -119,8 +137,32 @@ fn line(name: &str, o: &load::Outcome, ok: u16) {
     );
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// A connection per this many votes/s offered: a crowd voting again and again, each person every
+/// few seconds (4,000 connections at 24,000 votes/s).
+const VOTES_PER_SECOND_PER_CONNECTION: u64 = 6;
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut argv = std::env::args().skip(1);
+    if argv.next().as_deref() == Some("viewers-child") {
+        // A share of the viewers phase, in a process of its own (see viewers.rs).
+        let a: Vec<String> = argv.collect();
+        anyhow::ensure!(a.len() == 6, "viewers-child BASE PATH VIEWERS SECONDS PERIOD_MS SOURCE_IP");
+        let crowd = runtime.block_on(viewers::child(
+            &a[0],
+            &a[1],
+            a[2].parse()?,
+            a[3].parse()?,
+            Duration::from_millis(a[4].parse()?),
+            a[5].parse()?,
+        ));
+        println!("{}", serde_json::to_string(&crowd)?);
+        return Ok(());
+    }
+    runtime.block_on(bench())
+}
+
+async fn bench() -> anyhow::Result<()> {
     let args = parse_args()?;
     let split = Split::parse(&args.split)?;
     let target = Target::new(&args.base, &args.paredao)?;
@@ -162,22 +204,53 @@ async fn main() -> anyhow::Result<()> {
         None => println!("  NOT every accepted vote was counted within 120 s"),
     }
 
-    let mut open = Vec::new();
-    for rate in &args.rates {
-        println!("votes, open loop at {rate}/s for {} s", args.step_secs);
-        let o = load::open_loop_votes(&target, &split, *rate, Duration::from_secs(args.step_secs), 2048).await;
-        line(&format!("votes at {rate}/s"), &o, 202);
-        accepted += o.count(202);
-        errors += o.errors(202);
-        open.push(report::OpenStep {
-            rate: *rate,
-            achieved_per_second: o.per_second(202),
-            p50_ms: o.ms(0.5),
-            p99_ms: o.ms(0.99),
-            max_ms: o.max_ms(),
-            errors: o.errors(202),
-        });
+    // The surge, relative to the capacity just measured, then the fixed rates.
+    let capacity = closed.per_second(202);
+    let largest = args.multiples.iter().copied().fold(f64::NAN, f64::max);
+    let mut overload = Vec::new();
+    let mut recovery_seconds = None;
+    let steps = args.multiples.iter().map(|m| (Some(*m), (capacity * m).round().max(1.0) as u64)).chain(args.rates.iter().map(|r| (None, *r)));
+    for (multiple, rate) in steps.collect::<Vec<_>>() {
+        let connections = ((rate / VOTES_PER_SECOND_PER_CONNECTION) as usize).clamp(256, 8_000);
+        println!("votes, open loop at {rate}/s ({}) over {connections} connections for {} s", multiple.map_or("fixed".into(), |m| format!("{m}× capacity")), args.step_secs);
+        let step = surge::step(&target, &split, rate, Duration::from_secs(args.step_secs), connections).await;
+        let row = report::OverloadRow::new(&step, multiple, capacity);
+        println!(
+            "  goodput {:.0}/s ({:.0}% of capacity)  refused {:?} p99 {:.2} ms  failed {:?}  accepted p50 {:.2} ms p99 {:.2} ms  skipped {}  client lag p99 {:.2} ms",
+            row.goodput,
+            row.goodput_share_of_capacity * 100.0,
+            row.refused.iter().map(|(k, v)| (k.as_str(), v.round() as u64)).collect::<BTreeMap<_, _>>(),
+            row.refused_p99_ms,
+            row.failed,
+            row.accepted_p50_ms,
+            row.accepted_p99_ms,
+            row.skipped,
+            row.client_lag_p99_ms
+        );
+        accepted += step.accepted.len();
+        errors += step.failed_total() + step.skipped;
+        if multiple == Some(largest) {
+            let (r, recovery_accepted) =
+                surge::recovery(&target, &split, args.connections, capacity * 0.9, step.offered_until, Duration::from_secs(args.recovery_secs)).await;
+            accepted += recovery_accepted;
+            match r {
+                Some(s) => println!("  votes at full rate again {s:.1} s after the surge ended"),
+                None => println!("  votes NOT at full rate again within {} s of the surge's end", args.recovery_secs),
+            }
+            recovery_seconds = r;
+        }
+        overload.push(row);
     }
+
+    let viewers = if args.viewers > 0 {
+        println!("viewers: {} connections, each reading the results every 2 s, for {} s", args.viewers, args.viewers_secs);
+        let (base, path, n, secs) = (args.base.clone(), format!("/api/paredoes/{}/results", args.paredao), args.viewers, args.viewers_secs);
+        let v = tokio::task::spawn_blocking(move || viewers::run(&base, &path, n, secs, Duration::from_secs(2))).await??;
+        println!("  {:.0} reads/s  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  errors {:?}", v.reads_per_second, v.p50_ms, v.p99_ms, v.max_ms, v.errors);
+        Some(v)
+    } else {
+        None
+    };
 
     println!("results reads, closed loop, {} connections, {} s", args.connections, args.read_secs);
     let reads = load::closed_loop_gets(
@@ -215,7 +288,9 @@ async fn main() -> anyhow::Result<()> {
         results_reads_per_second: reads.per_second(200),
         results_share_of_baseline: reads.per_second(200) / baseline.per_second(204).max(1e-9),
         results_p99_ms: reads.ms(0.99),
-        open_loop: open,
+        overload,
+        recovery_seconds,
+        viewers,
         rss_mb: rss,
         rss_mb_after_closed_loop: rss_closed_loop,
         cpu_seconds_per_1000_votes: cpu_per_1000,

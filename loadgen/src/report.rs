@@ -4,14 +4,62 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+/// One open-loop step of the surge.
 #[derive(Debug, Serialize)]
-pub struct OpenStep {
-    pub rate: u64,
-    pub achieved_per_second: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
-    pub errors: u64,
+pub struct OverloadRow {
+    /// The offered rate as a multiple of the closed loop's capacity; None for a fixed rate.
+    pub multiple: Option<f64>,
+    /// Votes offered per second.
+    pub offered: f64,
+    /// Client connections the votes were spread over.
+    pub connections: usize,
+    /// Votes accepted (202) per second.
+    pub goodput: f64,
+    /// `goodput` over the same run's closed-loop capacity.
+    pub goodput_share_of_capacity: f64,
+    /// Refusals per second by kind (`503 overloaded`, `429 rate_limited`).
+    pub refused: BTreeMap<String, f64>,
+    /// p99 of all refusals, and of each kind.
+    pub refused_p99_ms: f64,
+    pub refused_p99_ms_by_kind: BTreeMap<String, f64>,
+    /// Every other outcome, by kind, counted over the step (`503 unavailable` is nginx's answer
+    /// for a 502/504 from a replica; `connection_reset`, `client_timeout`, ...).
+    pub failed: BTreeMap<String, u64>,
+    pub accepted_p50_ms: f64,
+    pub accepted_p99_ms: f64,
+    pub accepted_max_ms: f64,
+    /// Votes the load generator could not send within 1 s of their due time (every one of its
+    /// connections busy, or its own CPU short): its own limit, not an answer of the server.
+    pub skipped: u64,
+    /// p99 of the delay between a vote's due time and its sending: the load generator's own
+    /// share of every latency above (it shares the two cores with the stack).
+    pub client_lag_p99_ms: f64,
+}
+
+impl OverloadRow {
+    pub fn new(step: &crate::surge::Step, multiple: Option<f64>, capacity: f64) -> Self {
+        let ms = |h: &hdrhistogram::Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        let mut all_refused = crate::load::histogram();
+        for h in step.refused.values() {
+            let _ = all_refused.add(h);
+        }
+        Self {
+            multiple,
+            offered: step.rate as f64,
+            connections: step.connections,
+            goodput: step.goodput(),
+            goodput_share_of_capacity: step.goodput() / capacity.max(1e-9),
+            refused: step.refused.iter().map(|(k, h)| (k.clone(), step.per_second(h.len()))).collect(),
+            refused_p99_ms: ms(&all_refused, 0.99),
+            refused_p99_ms_by_kind: step.refused.iter().map(|(k, h)| (k.clone(), ms(h, 0.99))).collect(),
+            failed: step.failed.clone(),
+            accepted_p50_ms: ms(&step.accepted, 0.5),
+            accepted_p99_ms: ms(&step.accepted, 0.99),
+            accepted_max_ms: step.accepted.max() as f64 / 1000.0,
+            skipped: step.skipped,
+            client_lag_p99_ms: ms(&step.client_lag, 0.99),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -38,7 +86,11 @@ pub struct Report {
     pub results_reads_per_second: f64,
     pub results_share_of_baseline: f64,
     pub results_p99_ms: f64,
-    pub open_loop: Vec<OpenStep>,
+    /// The surge: open-loop steps at multiples of the closed-loop capacity, then fixed rates.
+    pub overload: Vec<OverloadRow>,
+    /// From the end of the largest multiple's step until votes flow at 90% of capacity again.
+    pub recovery_seconds: Option<f64>,
+    pub viewers: Option<crate::viewers::ViewersReport>,
     /// Peak RSS over the whole run, overloaded open-loop steps included.
     pub rss_mb: BTreeMap<String, f64>,
     /// Peak RSS up to the end of the closed loop (the stack at its own pace).
@@ -75,9 +127,37 @@ impl Report {
             self.closed_loop_errors_by_status, self.errors
         );
         s += &format!("| drained after the closed loop | {drain} |\n");
-        s += "\n| open loop rate | achieved | p50 | p99 | max | errors |\n|---|---|---|---|---|---|\n";
-        for o in &self.open_loop {
-            s += &format!("| {}/s | {:.0}/s | {:.2} ms | {:.2} ms | {:.2} ms | {} |\n", o.rate, o.achieved_per_second, o.p50_ms, o.p99_ms, o.max_ms, o.errors);
+        s += "\n| surge step | offered | connections | goodput (share of capacity) | refused /s | refused p99 | failed | accepted p50 / p99 | skipped | client lag p99 |\n";
+        s += "|---|---|---|---|---|---|---|---|---|---|\n";
+        for o in &self.overload {
+            let step = o.multiple.map_or("fixed".to_string(), |m| format!("{m}×"));
+            let refused: f64 = o.refused.values().sum();
+            let failed: u64 = o.failed.values().sum();
+            s += &format!(
+                "| {step} | {:.0}/s | {} | {:.0}/s ({:.0}%) | {refused:.0} {:?} | {:.2} ms | {failed} {:?} | {:.2} / {:.2} ms | {} | {:.2} ms |\n",
+                o.offered,
+                o.connections,
+                o.goodput,
+                o.goodput_share_of_capacity * 100.0,
+                o.refused.iter().map(|(k, v)| (k.as_str(), v.round() as u64)).collect::<BTreeMap<_, _>>(),
+                o.refused_p99_ms,
+                o.failed,
+                o.accepted_p50_ms,
+                o.accepted_p99_ms,
+                o.skipped,
+                o.client_lag_p99_ms
+            );
+        }
+        s += &format!(
+            "\n| after the surge | value |\n|---|---|\n| votes at full rate again | {} |\n",
+            self.recovery_seconds.map_or("not within the limit".to_string(), |r| format!("{r:.1} s after the largest step ended"))
+        );
+        if let Some(v) = &self.viewers {
+            let errors: u64 = v.errors.values().sum();
+            s += &format!(
+                "| viewers ({} connections, a read every {} ms, {} s) | {:.0} reads/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, errors {errors} {:?} |\n",
+                v.viewers, v.period_ms, v.seconds, v.reads_per_second, v.p50_ms, v.p99_ms, v.max_ms, v.errors
+            );
         }
         s += "\n| process | CPU s per 1,000 votes | peak RSS, closed loop | peak RSS, whole run |\n|---|---|---|---|\n";
         for (name, rss) in &self.rss_mb {

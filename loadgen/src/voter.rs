@@ -20,8 +20,39 @@ pub struct Target {
 
 /// The answer to one vote: its status, and the next challenge when it was accepted.
 pub struct Answer {
+    /// 0: no HTTP answer (see `failure`).
     pub status: u16,
+    /// The `error` code of a refusal's JSON body (`overloaded`, `unavailable`, ...).
+    pub code: Option<String>,
+    /// Why there was no HTTP answer (`connection_reset`, `client_timeout`, ...).
+    pub failure: Option<&'static str>,
     pub next: Option<ChallengeView>,
+}
+
+impl Answer {
+    /// Refused before any work, so the same captcha may be sent again: the server's surge
+    /// guard (503 `overloaded`) or a rate limit (429).
+    pub fn is_refusal(&self) -> bool {
+        self.status == 429 || (self.status == 503 && self.code.as_deref() == Some("overloaded"))
+    }
+
+    /// How the report names this outcome: `202`, `503 overloaded`, `connection_reset`.
+    pub fn kind(&self) -> String {
+        match (self.status, &self.code, self.failure) {
+            (0, _, Some(f)) => f.to_string(),
+            (0, _, None) => "no_answer".to_string(),
+            (s, Some(code), _) => format!("{s} {code}"),
+            (s, None, _) => s.to_string(),
+        }
+    }
+}
+
+/// The `error` field of an error body, without parsing the whole JSON.
+fn error_code(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find(r#""error":""#)? + r#""error":""#.len();
+    let len = text[start..].find('"')?;
+    Some(text[start..start + len].to_string())
 }
 
 impl Target {
@@ -51,17 +82,14 @@ impl Target {
         let body = format!(r#"{{"participant_id":"{participant}","captcha":"{captcha}"}}"#);
         match conn.request("POST", &self.votes_path, Some(&body)).await {
             // 0 stands for "no HTTP answer" (connection error, timeout).
-            Err(_) => Answer { status: 0, next: None },
-            Ok(r) => {
-                let next = if r.status == 202 {
-                    serde_json::from_slice::<serde_json::Value>(&r.body)
-                        .ok()
-                        .and_then(|v| serde_json::from_value(v.get("next_challenge")?.clone()).ok())
-                } else {
-                    None
-                };
-                Answer { status: r.status, next }
+            Err(e) => Answer { status: 0, code: None, failure: Some(crate::http1::failure_kind(&e)), next: None },
+            Ok(r) if r.status == 202 => {
+                let next = serde_json::from_slice::<serde_json::Value>(&r.body)
+                    .ok()
+                    .and_then(|v| serde_json::from_value(v.get("next_challenge")?.clone()).ok());
+                Answer { status: 202, code: None, failure: None, next }
             }
+            Ok(r) => Answer { status: r.status, code: error_code(&r.body), failure: None, next: None },
         }
     }
 
@@ -104,6 +132,19 @@ impl Split {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_is_told_from_a_failure_by_its_code() {
+        let answer = |status, body: &str| Answer { status, code: error_code(body.as_bytes()), failure: None, next: None };
+        let shed = answer(503, r#"{"error":"overloaded","message":"busy"}"#);
+        assert!(shed.is_refusal());
+        assert_eq!(shed.kind(), "503 overloaded");
+        assert!(answer(429, r#"{"error":"rate_limited"}"#).is_refusal());
+        let unreachable = answer(503, r#"{"error":"unavailable","message":"x"}"#);
+        assert!(!unreachable.is_refusal());
+        assert_eq!(unreachable.kind(), "503 unavailable");
+        assert_eq!(answer(502, "<html>").kind(), "502");
+    }
 
     #[test]
     fn the_split_follows_the_weights() {
