@@ -12,6 +12,8 @@
 #
 # Scale with API_REPLICAS / CONSUMER_REPLICAS, in the environment or in deploy/.env:
 #   API_REPLICAS=4 deploy/compose.sh up app
+# nginx's surge guard follows: PAREDAO_VOTES_IN_FLIGHT / PAREDAO_READS_IN_FLIGHT (the same two
+# places) default to API_REPLICAS x 128 and x 512, the per-replica figures run.sh uses.
 set -euo pipefail
 
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,7 +25,7 @@ log() { printf '[compose.sh] %s\n' "$*"; }
 die() { printf '[compose.sh] ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -95,8 +97,9 @@ profile_flags() { # profile_flags WHAT -> prints the --profile flags, one per li
   esac
 }
 
-# Reads API_REPLICAS / CONSUMER_REPLICAS: the environment wins over deploy/.env.
-replicas() { # replicas NAME DEFAULT
+# Reads a numeric setting (API_REPLICAS, CONSUMER_REPLICAS, the surge guard's bounds): the
+# environment wins over deploy/.env.
+number_setting() { # number_setting NAME DEFAULT
   local name="$1" value="${!1:-}"
   if [[ -z "$value" ]]; then
     value="$(grep -E "^${name}=" "$ENV_FILE" | tail -n1 | cut -d= -f2- || true)"
@@ -119,12 +122,16 @@ case "$cmd" in
     mapfile -t flags < <(profile_flags "$what")
     args=(up -d --build --remove-orphans)
     if [[ "$what" == app || "$what" == all ]]; then
-      api="$(replicas API_REPLICAS 2)"
-      consumers="$(replicas CONSUMER_REPLICAS 1)"
+      api="$(number_setting API_REPLICAS 2)"
+      consumers="$(number_setting CONSUMER_REPLICAS 1)"
       export API_REPLICAS="$api" CONSUMER_REPLICAS="$consumers"
       # deploy.replicas says the same; --scale also covers docker-compose 1.x, which ignores it.
       args+=(--scale "api=$api" --scale "consumer=$consumers")
-      log "API replicas: $api, consumers: $consumers"
+      # nginx finds the replicas by DNS and cannot count them: it is told the fleet's bounds.
+      votes_in_flight="$(number_setting PAREDAO_VOTES_IN_FLIGHT $((api * 128)))"
+      reads_in_flight="$(number_setting PAREDAO_READS_IN_FLIGHT $((api * 512)))"
+      export PAREDAO_VOTES_IN_FLIGHT="$votes_in_flight" PAREDAO_READS_IN_FLIGHT="$reads_in_flight"
+      log "API replicas: $api, consumers: $consumers; nginx lets $votes_in_flight votes and $reads_in_flight reads in flight"
     fi
     if [[ "$what" == logging || "$what" == all ]] && [[ "$(uname -s)" == Linux ]]; then
       mmc="$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)"

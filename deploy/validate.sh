@@ -193,14 +193,30 @@ nginx_check() {
     bad "nginx entrypoint script runs"; sed 's/^/      /' "$t/script.out"; return
   fi
   grep -q 'syslog:server=localhost:1514,tag=nginx_access json' "$t/paredao/access-syslog.conf" \
-    && grep -q '^server localhost:8081 resolve;$' "$t/paredao/upstream.conf" \
+    && grep -q '^server localhost:8081 resolve max_fails=3 fail_timeout=1s;$' "$t/paredao/upstream.conf" \
     && grep -q '^resolver ' "$t/paredao/resolver.conf" \
-    && ok "nginx entrypoint script writes the syslog, upstream and resolver includes" \
-    || bad "nginx entrypoint script writes the syslog, upstream and resolver includes"
+    && grep -q '^limit_conn votes_in_flight 256;$' "$t/paredao/votes-in-flight.conf" \
+    && grep -q '^limit_conn reads_in_flight 1024;$' "$t/paredao/reads-in-flight.conf" \
+    && ok "nginx entrypoint script writes the syslog, upstream, resolver and surge-guard includes" \
+    || bad "nginx entrypoint script writes the syslog, upstream, resolver and surge-guard includes"
+  # The surge guard's bounds come from the environment, and a wrong one stops the start.
+  local u="$SCRATCH/nginx-bounds"
+  mkdir -p "$u"
+  if PAREDAO_NGINX_CONF_DIR="$u" PAREDAO_API_UPSTREAM=10.0.0.5:8081 PAREDAO_SYSLOG_SERVER= \
+       PAREDAO_VOTES_IN_FLIGHT=384 PAREDAO_READS_IN_FLIGHT=1536 sh deploy/nginx/40-paredao-runtime.sh >/dev/null 2>&1 \
+     && grep -q '^limit_conn votes_in_flight 384;$' "$u/votes-in-flight.conf" \
+     && grep -q '^limit_conn reads_in_flight 1536;$' "$u/reads-in-flight.conf" \
+     && grep -q '^server 10.0.0.5:8081 max_fails=3 fail_timeout=1s;$' "$u/upstream.conf" \
+     && ! PAREDAO_NGINX_CONF_DIR="$u" PAREDAO_SYSLOG_SERVER= PAREDAO_VOTES_IN_FLIGHT=lots \
+       sh deploy/nginx/40-paredao-runtime.sh >/dev/null 2>&1; then
+    ok "nginx entrypoint script takes PAREDAO_VOTES_IN_FLIGHT / PAREDAO_READS_IN_FLIGHT and refuses a non-number"
+  else
+    bad "nginx entrypoint script takes PAREDAO_VOTES_IN_FLIGHT / PAREDAO_READS_IN_FLIGHT and refuses a non-number"
+  fi
   local version
   version="$(nginx -v 2>&1 | sed -n 's#.*nginx/\([0-9.]*\).*#\1#p')"
   if [[ "$(printf '%s\n1.27.3\n' "$version" | sort -V | head -n1)" != 1.27.3 ]]; then
-    sed -i 's/ resolve;/;/' "$t/paredao/upstream.conf"
+    sed -i 's/ resolve\([ ;]\)/\1/' "$t/paredao/upstream.conf"
   fi
   check "nginx -t on deploy/nginx/nginx.conf (local nginx $version)" \
     nginx -t -q -p "$t/" -e "$t/error.log" -c "$t/nginx.conf"
