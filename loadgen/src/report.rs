@@ -90,6 +90,8 @@ pub struct Report {
     pub overload: Vec<OverloadRow>,
     /// From the end of the largest multiple's step until votes flow at 90% of capacity again.
     pub recovery_seconds: Option<f64>,
+    /// After the last surge step: until every vote accepted so far was counted.
+    pub drain_after_surge_seconds: Option<f64>,
     pub viewers: Option<crate::viewers::ViewersReport>,
     /// Peak RSS over the whole run, overloaded open-loop steps included.
     pub rss_mb: BTreeMap<String, f64>,
@@ -151,6 +153,10 @@ impl Report {
         s += &format!(
             "\n| after the surge | value |\n|---|---|\n| votes at full rate again | {} |\n",
             self.recovery_seconds.map_or("not within the limit".to_string(), |r| format!("{r:.1} s after the largest step ended"))
+        );
+        s += &format!(
+            "| backlog counted after the surge | {} |\n",
+            self.drain_after_surge_seconds.map_or("not within 120 s".to_string(), |d| format!("{d:.2} s"))
         );
         if let Some(v) = &self.viewers {
             let errors: u64 = v.errors.values().sum();
