@@ -158,6 +158,9 @@ export function voteErrorMessage(error, { opensAt } = {}) {
     case 'unknown_paredao':
     case 'no_paredao':
       return 'Este paredão não foi encontrado. Atualize a página.';
+    case 'overloaded':
+      // Refused before it was read (the page has already retried a few times by then).
+      return 'A votação está congestionada agora. Nada foi contado — tente novamente em instantes.';
     case 'captcha_missing':
     case 'captcha_malformed':
       return 'Resolva a verificação anti-robô antes de votar.';

@@ -1,5 +1,6 @@
 // The vote page: shows the paredão's participants as cards, sends one vote, and on 202 takes the
-// viewer to the partial result. Every failure leaves the choice in place so voting again is one tap.
+// viewer to the partial result. Every failure leaves the choice in place so voting again is one tap;
+// a vote refused under load is resent by the page itself, a few times and as late as it is asked.
 
 import { ApiError, getParedao, loadErrorMessage, paredaoIdFromLocation, postVote, voteErrorMessage } from './api.js';
 import { createAvatar } from './avatar.js';
@@ -27,6 +28,13 @@ const BUTTON_LABEL = 'Votar';
 const SENDING_LABEL = 'Enviando…';
 // setTimeout cannot wait longer than this; a paredão further away than ~24 days is re-read on reload.
 const MAX_TIMER_MS = 2 ** 31 - 1;
+// A vote refused under load is resent by the page itself, but a crowd of pages resending at once
+// would be the next surge: at most this many times, each after the server's Retry-After...
+const MAX_RETRIES = 3;
+// ...plus up to this much at random, so the pages refused in one second come back spread out.
+const RETRY_JITTER_MS = 1000;
+// A longer Retry-After is told to the viewer rather than waited out with the button locked.
+const MAX_RETRY_AFTER_S = 10;
 
 let paredao = null;
 let sending = false;
@@ -34,6 +42,9 @@ let boundaryTimer = 0;
 // Mounted once the paredão is known and open: the challenge URL names it.
 let captcha = null;
 let captchaVerified = false;
+// Bumped when a page restored from the back/forward cache drops the send it was frozen in: a
+// retry timer that wakes up in a newer run must not resend, nor navigate away.
+let voteRun = 0;
 
 /** The anti-robot widget's payload for this vote (single use), or null while it is still solving. */
 function readCaptchaToken() {
@@ -275,38 +286,93 @@ form.addEventListener('change', (event) => {
   updateButton();
 });
 
+/**
+ * Whether the captcha payload a refused vote carried may be sent again. A payload is good for one
+ * vote, so only refusals made before the vote was read qualify: `overloaded` (the surge guard of
+ * nginx or of a replica) and a rate limit leave it unspent. Any other failure may have spent it,
+ * and a fresh challenge is solved. The other 503s (`vote_not_durable`, nginx's `unavailable`) are
+ * among those until the "nothing lost" work settles whether they spend it.
+ */
+function mayReuseCaptcha(error) {
+  if (!(error instanceof ApiError) || error.kind !== 'http' || error.isCaptchaError) return false;
+  return error.status === 429 || (error.status === 503 && error.code === 'overloaded');
+}
+
+/** How long to wait before the page resends a refused vote by itself, or null to not resend it. */
+function retryDelayMs(error) {
+  // Resending means resending the same payload: a spent one would only be refused again.
+  if (!mayReuseCaptcha(error)) return null;
+  // Never straight away, whatever the header says (or when it is missing).
+  const seconds = Math.max(1, error.retryAfter ?? 1);
+  if (seconds > MAX_RETRY_AFTER_S) return null;
+  return seconds * 1000 + Math.random() * RETRY_JITTER_MS;
+}
+
+function retryMessage(error, delayMs, retry) {
+  const cause = error.status === 429 ? 'Muitos votos em pouco tempo.' : 'Muita gente votando agora.';
+  return `${cause} Tentando de novo em ${Math.ceil(delayMs / 1000)} s… (tentativa ${retry} de ${MAX_RETRIES})`;
+}
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+function voteFailed(error) {
+  setSending(false);
+  setStatus(voteErrorMessage(error, { opensAt: parseInstant(paredao?.opens_at) }), { error: true });
+  // Kept when still unspent, so trying again is one tap with no new challenge to solve.
+  if (!mayReuseCaptcha(error)) captcha?.refresh();
+  // The server knows better than this page whether the paredão is open and who is in it.
+  if (error instanceof ApiError && (error.code === 'paredao_not_open' || error.code === 'unknown_participant')) {
+    load();
+  }
+}
+
 form.addEventListener('submit', async (event) => {
   event.preventDefault();
   const participantId = selectedParticipantId();
   if (sending || !isOpen() || participantId === null) return;
 
+  const run = ++voteRun;
+  const paredaoId = paredao.id;
+  // Read once: a retry resends this very payload (see mayReuseCaptcha), whatever the widget does
+  // meanwhile.
+  const captchaToken = readCaptchaToken();
+  // The button stays in its sending state through the waits too: no second tap meanwhile.
   setSending(true);
   setStatus('Enviando seu voto…');
-  try {
-    const receipt = await postVote(paredao.id, participantId, readCaptchaToken());
+  for (let retry = 1; ; retry += 1) {
+    let receipt;
+    try {
+      receipt = await postVote(paredaoId, participantId, captchaToken);
+    } catch (error) {
+      if (run !== voteRun) return;
+      const delay = retry <= MAX_RETRIES ? retryDelayMs(error) : null;
+      if (delay === null) {
+        voteFailed(error);
+        return;
+      }
+      // Progress, not an error: said politely, and the viewer has nothing to do.
+      setStatus(retryMessage(error, delay, retry));
+      await sleep(delay);
+      if (run !== voteRun) return;
+      setStatus(`Enviando seu voto de novo… (tentativa ${retry} de ${MAX_RETRIES})`);
+      continue;
+    }
+    if (run !== voteRun) return;
     setStatus('Voto registrado! Abrindo o resultado…');
     const query = new URLSearchParams({
-      p: receipt.paredao_id || paredao.id,
+      p: receipt.paredao_id || paredaoId,
       voto: receipt.participant_id || participantId,
     });
     // The button stays in its sending state while the next page loads: no second tap meanwhile.
     window.location.assign(`resultado.html?${query}`);
-  } catch (error) {
-    setSending(false);
-    setStatus(voteErrorMessage(error, { opensAt: parseInstant(paredao.opens_at) }), { error: true });
-    // A payload is good for one vote, and short of a rate limit (refused before any work) nothing
-    // tells whether the server used this one before failing: solve a fresh challenge.
-    if (!(error instanceof ApiError && error.status === 429 && !error.isCaptchaError)) captcha?.refresh();
-    // The server knows better than this page whether the paredão is open and who is in it.
-    if (error instanceof ApiError && (error.code === 'paredao_not_open' || error.code === 'unknown_participant')) {
-      load();
-    }
+    return;
   }
 });
 
 // Coming back with the browser's Back button restores this page frozen mid-send; wake it up.
 window.addEventListener('pageshow', (event) => {
   if (!event.persisted) return;
+  voteRun += 1;
   setSending(false);
   setStatus('');
   // The payload on the page was sent with the vote. The widget resets itself on this same event;

@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 
-use crate::helpers::{CLOSED, OPEN, SCHEDULED, spawn_app};
+use crate::helpers::{CLOSED, OPEN, SCHEDULED, spawn_app, spawn_with, test_settings};
 
 #[tokio::test]
 async fn a_vote_is_accepted_and_appears_in_results_and_statistics() {
@@ -35,7 +35,10 @@ async fn a_vote_is_accepted_and_appears_in_results_and_statistics() {
 
 #[tokio::test]
 async fn a_thousand_concurrent_votes_are_all_counted_exactly() {
-    let app = spawn_app().await;
+    // Room for all of them at once: this is about counting, not shedding (overload.rs).
+    let mut settings = test_settings();
+    settings.admission.max_votes_in_flight = std::num::NonZeroUsize::new(1000).unwrap();
+    let app = spawn_with(settings, true).await;
     let participants = ["ana", "bia", "caio"];
     let responses = futures::future::join_all((0..1000).map(|i| app.vote(OPEN, participants[i % 3]))).await;
     let accepted = responses.iter().filter(|r| r.status() == 202).count();
