@@ -34,6 +34,11 @@ pub struct OverloadRow {
     /// p99 of the delay between a vote's due time and its sending: the load generator's own
     /// share of every latency above (it shares the two cores with the stack).
     pub client_lag_p99_ms: f64,
+    /// A request every 20 ms from outside the load generator's queue (a vote without captcha:
+    /// 400 when admitted, 503 when shed): what a viewer's phone would see of the stack itself.
+    pub bystander: BTreeMap<String, u64>,
+    pub bystander_p50_ms: f64,
+    pub bystander_p99_ms: f64,
 }
 
 impl OverloadRow {
@@ -58,6 +63,9 @@ impl OverloadRow {
             accepted_max_ms: step.accepted.max() as f64 / 1000.0,
             skipped: step.skipped,
             client_lag_p99_ms: ms(&step.client_lag, 0.99),
+            bystander: step.bystander.clone(),
+            bystander_p50_ms: ms(&step.bystander_latency, 0.5),
+            bystander_p99_ms: ms(&step.bystander_latency, 0.99),
         }
     }
 }
@@ -129,14 +137,14 @@ impl Report {
             self.closed_loop_errors_by_status, self.errors
         );
         s += &format!("| drained after the closed loop | {drain} |\n");
-        s += "\n| surge step | offered | connections | goodput (share of capacity) | refused /s | refused p99 | failed | accepted p50 / p99 | skipped | client lag p99 |\n";
-        s += "|---|---|---|---|---|---|---|---|---|---|\n";
+        s += "\n| surge step | offered | connections | goodput (share of capacity) | refused /s | refused p99 | failed | accepted p50 / p99 | skipped | client lag p99 | bystander p50 / p99 |\n";
+        s += "|---|---|---|---|---|---|---|---|---|---|---|\n";
         for o in &self.overload {
             let step = o.multiple.map_or("fixed".to_string(), |m| format!("{m}×"));
             let refused: f64 = o.refused.values().sum();
             let failed: u64 = o.failed.values().sum();
             s += &format!(
-                "| {step} | {:.0}/s | {} | {:.0}/s ({:.0}%) | {refused:.0} {:?} | {:.2} ms | {failed} {:?} | {:.2} / {:.2} ms | {} | {:.2} ms |\n",
+                "| {step} | {:.0}/s | {} | {:.0}/s ({:.0}%) | {refused:.0} {:?} | {:.2} ms | {failed} {:?} | {:.2} / {:.2} ms | {} | {:.2} ms | {:.2} / {:.2} ms {:?} |\n",
                 o.offered,
                 o.connections,
                 o.goodput,
@@ -147,7 +155,10 @@ impl Report {
                 o.accepted_p50_ms,
                 o.accepted_p99_ms,
                 o.skipped,
-                o.client_lag_p99_ms
+                o.client_lag_p99_ms,
+                o.bystander_p50_ms,
+                o.bystander_p99_ms,
+                o.bystander
             );
         }
         s += &format!(

@@ -33,6 +33,9 @@ pub struct Step {
     pub client_lag: Histogram<u64>,
     /// When the last vote was due: the end of the surge.
     pub offered_until: Instant,
+    /// The bystander's answers by status, and their latency (see `Bystander`).
+    pub bystander: BTreeMap<String, u64>,
+    pub bystander_latency: Histogram<u64>,
 }
 
 impl Step {
@@ -47,6 +50,8 @@ impl Step {
             skipped: 0,
             client_lag: histogram(),
             offered_until: Instant::now(),
+            bystander: BTreeMap::new(),
+            bystander_latency: histogram(),
         }
     }
 
@@ -148,6 +153,7 @@ pub async fn step(target: &Target, split: &Split, rate: u64, duration: Duration,
     outcome.failed = connect_failures;
     let outcome = Arc::new(std::sync::Mutex::new(outcome));
     let started = Instant::now() + Duration::from_millis(20);
+    let bystander = Bystander::start(&target.base, &target.paredao);
     let workers: Vec<_> = ready
         .into_iter()
         .map(|mut conn| {
@@ -200,6 +206,7 @@ pub async fn step(target: &Target, split: &Split, rate: u64, duration: Duration,
         let _ = w.await;
     }
     let mut result = Arc::try_unwrap(outcome).ok().expect("every worker finished").into_inner().unwrap();
+    (result.bystander, result.bystander_latency) = bystander.finish();
     result.offered_until = started + duration;
     result.elapsed = duration;
     result
@@ -255,4 +262,82 @@ pub async fn recovery(target: &Target, split: &Split, connections: usize, full_r
     let recovered = counts.windows(WINDOW).position(|w| w.iter().sum::<u64>() as f64 >= needed).map(|i| i as f64 * BUCKET.as_secs_f64());
     // Every 202, even one that arrived after the limit, is a vote the stack must count.
     (recovered, accepted.load(Ordering::Relaxed))
+}
+
+/// What a viewer outside the load generator sees during a step: one vote request every 20 ms on
+/// a thread and a connection of its own, blocking I/O, never queued behind the generator's
+/// thousands of connections. Its vote carries no captcha, so the API answers 400 at once when
+/// nginx and the replica admit it, and 503 `overloaded` when they shed it: the latency is the
+/// front door's and the replica's, without the load generator's own lag.
+pub struct Bystander {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<(BTreeMap<String, u64>, Histogram<u64>)>,
+}
+
+impl Bystander {
+    pub fn start(base: &str, paredao: &str) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let address = base.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let body = r#"{"participant_id":"ana"}"#;
+        let request = format!(
+            "POST /api/paredoes/{paredao}/votes HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut outcomes = BTreeMap::new();
+            let mut latency = histogram();
+            let mut conn: Option<BufReader<std::net::TcpStream>> = None;
+            while !flag.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let answer = (|| -> std::io::Result<u16> {
+                    if conn.is_none() {
+                        let s = std::net::TcpStream::connect(&address)?;
+                        s.set_nodelay(true)?;
+                        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                        conn = Some(BufReader::new(s));
+                    }
+                    let c = conn.as_mut().expect("connected above");
+                    c.get_mut().write_all(request.as_bytes())?;
+                    let mut line = String::new();
+                    c.read_line(&mut line)?;
+                    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                    let mut length = 0;
+                    loop {
+                        line.clear();
+                        if c.read_line(&mut line)? == 0 || line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    c.read_exact(&mut body)?;
+                    Ok(status)
+                })();
+                let kind = match answer {
+                    Ok(status) => {
+                        record(&mut latency, started.elapsed());
+                        status.to_string()
+                    }
+                    Err(e) => {
+                        conn = None;
+                        crate::http1::failure_kind(&e).to_string()
+                    }
+                };
+                *outcomes.entry(kind).or_default() += 1;
+                std::thread::sleep(Duration::from_millis(20).saturating_sub(started.elapsed()));
+            }
+            (outcomes, latency)
+        });
+        Self { stop, handle }
+    }
+
+    /// Answers by status (`400` admitted, `503` shed) and the latency of all answers.
+    pub fn finish(self) -> (BTreeMap<String, u64>, Histogram<u64>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or_else(|_| (BTreeMap::new(), histogram()))
+    }
 }
