@@ -33,6 +33,17 @@ test('the viewer results are micro-cached and the statistics are not', async () 
   assert.equal(stats.headers.get('cache-control'), 'no-store');
 });
 
+test('a query string does not make a viewer miss the results micro-cache', async () => {
+  // A page that adds a cache-buster must still be fed from the one copy per second.
+  const path = `${BASE}/api/paredoes/${OPEN}/results`;
+  await fetch(`${path}?bust=warm`);
+  const statuses = [];
+  for (let i = 0; i < 3; i++) {
+    statuses.push((await fetch(`${path}?bust=${Date.now()}-${i}`)).headers.get('x-cache-status'));
+  }
+  assert.ok(statuses.includes('HIT'), `results with different query strings share the cache (${statuses})`);
+});
+
 test('the request id nginx logs is the one the API saw', async () => {
   const r = await fetch(`${BASE}/api/paredoes/${OPEN}`);
   const ids = r.headers.get('x-request-id');
