@@ -63,7 +63,7 @@ NGINX_VOTE_BURST="${PAREDAO_NGINX_VOTE_BURST:-40}"
 # The surge guard: requests nginx lets through at once, per API replica (proxy/nginx.conf). Votes
 # beyond it are answered 503 `overloaded` by nginx itself; each replica's own bound
 # (configuration/base.yaml, admission) stands behind it.
-NGINX_VOTES_IN_FLIGHT="${PAREDAO_NGINX_VOTES_IN_FLIGHT:-64}"
+NGINX_VOTES_IN_FLIGHT="${PAREDAO_NGINX_VOTES_IN_FLIGHT:-96}"
 NGINX_READS_IN_FLIGHT="${PAREDAO_NGINX_READS_IN_FLIGHT:-512}"
 # host:port of a Graylog syslog UDP input for nginx's access log (none by default: no Graylog here).
 GRAYLOG_SYSLOG="${PAREDAO_GRAYLOG_SYSLOG:-}"

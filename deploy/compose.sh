@@ -13,7 +13,7 @@
 # Scale with API_REPLICAS / CONSUMER_REPLICAS, in the environment or in deploy/.env:
 #   API_REPLICAS=4 deploy/compose.sh up app
 # nginx's surge guard follows: PAREDAO_VOTES_IN_FLIGHT / PAREDAO_READS_IN_FLIGHT (the same two
-# places) default to API_REPLICAS x 64 and x 512, the per-replica figures run.sh uses.
+# places) default to API_REPLICAS x 96 and x 512, the per-replica figures run.sh uses.
 set -euo pipefail
 
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -128,7 +128,7 @@ case "$cmd" in
       # deploy.replicas says the same; --scale also covers docker-compose 1.x, which ignores it.
       args+=(--scale "api=$api" --scale "consumer=$consumers")
       # nginx finds the replicas by DNS and cannot count them: it is told the fleet's bounds.
-      votes_in_flight="$(number_setting PAREDAO_VOTES_IN_FLIGHT $((api * 64)))"
+      votes_in_flight="$(number_setting PAREDAO_VOTES_IN_FLIGHT $((api * 96)))"
       reads_in_flight="$(number_setting PAREDAO_READS_IN_FLIGHT $((api * 512)))"
       export PAREDAO_VOTES_IN_FLIGHT="$votes_in_flight" PAREDAO_READS_IN_FLIGHT="$reads_in_flight"
       log "API replicas: $api, consumers: $consumers; nginx lets $votes_in_flight votes and $reads_in_flight reads in flight"

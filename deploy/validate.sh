@@ -195,7 +195,7 @@ nginx_check() {
   grep -q 'syslog:server=localhost:1514,tag=nginx_access json' "$t/paredao/access-syslog.conf" \
     && grep -q '^server localhost:8081 resolve max_fails=3 fail_timeout=1s;$' "$t/paredao/upstream.conf" \
     && grep -q '^resolver ' "$t/paredao/resolver.conf" \
-    && grep -q '^limit_conn votes_in_flight 128;$' "$t/paredao/votes-in-flight.conf" \
+    && grep -q '^limit_conn votes_in_flight 192;$' "$t/paredao/votes-in-flight.conf" \
     && grep -q '^limit_conn reads_in_flight 1024;$' "$t/paredao/reads-in-flight.conf" \
     && ok "nginx entrypoint script writes the syslog, upstream, resolver and surge-guard includes" \
     || bad "nginx entrypoint script writes the syslog, upstream, resolver and surge-guard includes"

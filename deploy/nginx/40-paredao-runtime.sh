@@ -10,9 +10,9 @@
 #                          disables). Used only if the host resolves now: nginx refuses to start
 #                          with an unresolvable syslog host, and the logging profile is optional.
 #   PAREDAO_VOTES_IN_FLIGHT  the surge guard: votes this nginx lets through at once, to all the
-#                          replicas together (default 128); beyond it nginx answers 503
+#                          replicas together (default 192); beyond it nginx answers 503
 #                          `overloaded` itself. A fleet figure: nginx finds the replicas by DNS and
-#                          does not know how many there are, so set replicas x 64 (as run.sh does)
+#                          does not know how many there are, so set replicas x 96 (as run.sh does)
 #   PAREDAO_READS_IN_FLIGHT  the same for the other /api/ requests (default 1024: replicas x 512)
 #   PAREDAO_NGINX_CONF_DIR where to write them (default /etc/nginx/paredao; deploy/validate.sh
 #                          points it at a scratch folder to check the output with nginx -t)
@@ -23,7 +23,7 @@ upstream="${PAREDAO_API_UPSTREAM:-api:8081}"
 resolver="${PAREDAO_RESOLVER:-$(awk '/^nameserver/ { print $2; exit }' /etc/resolv.conf 2>/dev/null || true)}"
 resolver="${resolver:-127.0.0.11}"
 syslog="${PAREDAO_SYSLOG_SERVER-graylog:1514}"
-votes_in_flight="${PAREDAO_VOTES_IN_FLIGHT:-128}"
+votes_in_flight="${PAREDAO_VOTES_IN_FLIGHT:-192}"
 reads_in_flight="${PAREDAO_READS_IN_FLIGHT:-1024}"
 
 # A bound must be a positive whole number; say which variable is wrong rather than let nginx fail.
