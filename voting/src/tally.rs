@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 
 use crate::paredao::{ParedaoId, ParticipantId};
 use crate::vote::Vote;
@@ -26,8 +26,13 @@ impl CounterKey {
     }
 }
 
+/// The start of the hour `at` falls in. Plain arithmetic on milliseconds: chrono's
+/// `duration_trunc` works in nanoseconds and fails past 2262, and a time read from a message must
+/// never be able to panic the consumer.
 pub fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
-    at.duration_trunc(TimeDelta::hours(1)).expect("an hour always truncates")
+    const HOUR_MS: i64 = 3_600_000;
+    let ms = at.timestamp_millis();
+    Utc.timestamp_millis_opt(ms - ms.rem_euclid(HOUR_MS)).single().unwrap_or(at)
 }
 
 /// Vote counts keyed by counter; ordered so that writes touch documents in a stable order.

@@ -63,7 +63,15 @@ pub enum DecodeError {
     Malformed(#[from] serde_json::Error),
     #[error("a vote batch must hold at least one vote")]
     Empty,
+    #[error("vote {index} was cast at {t} ms since the epoch, outside 2000-2200: not a time the API stamps")]
+    CastTimeOutOfRange { index: usize, t: i64 },
 }
+
+/// The cast times a batch may carry (2000-01-01 to 2200-01-01, in ms). The API stamps each vote
+/// with its own clock; anything else is a forged or corrupted message, and counting it would put
+/// a vote in an hour no panel shows (or, far enough out, overflow the hour arithmetic).
+const EARLIEST_CAST_MS: i64 = 946_684_800_000;
+const LATEST_CAST_MS: i64 = 7_258_118_400_000;
 
 impl VoteBatch {
     pub fn seal(votes: Vec<Vote>, now: DateTime<Utc>) -> Self {
@@ -80,6 +88,9 @@ impl VoteBatch {
         if batch.votes.is_empty() {
             return Err(DecodeError::Empty);
         }
+        if let Some((index, v)) = batch.votes.iter().enumerate().find(|(_, v)| !(EARLIEST_CAST_MS..LATEST_CAST_MS).contains(&v.cast_at_ms)) {
+            return Err(DecodeError::CastTimeOutOfRange { index, t: v.cast_at_ms });
+        }
         Ok(batch)
     }
 }
@@ -94,7 +105,7 @@ mod tests {
 
     #[test]
     fn a_batch_round_trips_through_its_encoding() {
-        let batch = VoteBatch::seal(vec![vote("p1", "ana", 1), vote("p1", "bia", 2)], Utc::now());
+        let batch = VoteBatch::seal(vec![vote("p1", "ana", 1_764_000_000_000), vote("p1", "bia", 1_764_000_000_001)], Utc::now());
         assert_eq!(VoteBatch::decode(&batch.encode()).unwrap(), batch);
     }
 
@@ -108,8 +119,18 @@ mod tests {
     }
 
     #[test]
+    fn a_vote_cast_at_an_impossible_time_does_not_decode() {
+        for t in [9_300_000_000_000, -1, 0, i64::MAX, i64::MIN] {
+            let batch = VoteBatch::seal(vec![vote("p1", "ana", 1_764_000_000_000), vote("p1", "bia", t)], Utc::now());
+            assert!(matches!(VoteBatch::decode(&batch.encode()), Err(DecodeError::CastTimeOutOfRange { index: 1, .. })), "t = {t}");
+        }
+        let now = VoteBatch::seal(vec![vote("p1", "ana", Utc::now().timestamp_millis())], Utc::now());
+        assert!(VoteBatch::decode(&now.encode()).is_ok());
+    }
+
+    #[test]
     fn a_vote_carries_the_challenge_it_spent_only_when_it_spent_one() {
-        let plain = vote("p1", "ana", 1);
+        let plain = vote("p1", "ana", 1_764_000_000_000);
         assert!(!String::from_utf8(VoteBatch::seal(vec![plain.clone()], Utc::now()).encode()).unwrap().contains("\"k\""));
         let digest = "ab".repeat(32);
         let spent = plain.spending(&digest);

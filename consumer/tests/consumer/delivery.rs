@@ -40,16 +40,22 @@ async fn a_poison_message_lands_in_the_dead_letter_queue_and_the_consumer_goes_o
 
     publisher.publish(b"this is not a vote batch").await;
     publisher.publish(br#"{"id":"not-a-uuid","votes":[]}"#).await;
+    // Well-formed but cast in the year 2264: it used to panic the hour arithmetic, and the
+    // redelivered message crash-looped the consumer.
+    let mut far_future = batch("ana", 2);
+    far_future.votes[1].cast_at_ms = 9_300_000_000_000;
+    publisher.publish(&far_future.encode()).await;
     publisher.publish(&batch("caio", 5).encode()).await;
     wait_for_counted(&store, 5).await;
 
     let dead = &publisher.topology.dead_letter_queue;
-    let dead_count = eventually("both poison messages in the dead-letter queue", Duration::from_secs(10), || async {
+    let dead_count = eventually("the three poison messages in the dead-letter queue", Duration::from_secs(10), || async {
         let n = publisher.ready_in(dead).await;
-        (n == 2).then_some(n)
+        (n == 3).then_some(n)
     })
     .await;
-    assert_eq!(dead_count, 2);
+    assert_eq!(dead_count, 3);
+    assert_eq!(store.load_counters().await.unwrap().total(), 5, "nothing of a poison batch is counted");
     let first = publisher.channel.basic_get(dead.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap().unwrap();
     assert_eq!(first.delivery.data, b"this is not a vote batch");
 }
