@@ -473,8 +473,10 @@ start_mongod() {
 start_secantusdb() {
     MONGO_KIND=secantusdb
     [[ -x "$SECANTUSD" ]] || die "$SECANTUSD not found; run ./preflight.sh"
+    # --sync-on-commit: without it the stand-in does not fsync its log at a commit, and a killed
+    # store loses transactions it had already answered (and the consumer already acked).
     start_process mongo "$MONGO_PORT" "$SECANTUSD" --host 127.0.0.1 --port "$MONGO_PORT" \
-        --storage-path "$STACK_DIR/mongo"
+        --sync-on-commit --storage-path "$STACK_DIR/mongo"
     wait_until mongo "$READY_TIMEOUT" "$(pid_of mongo)" port_open "$MONGO_PORT"
 }
 
@@ -831,6 +833,8 @@ export_test_env() {
     export PAREDAO_TEST_MONGO_URL="$MONGO_URL"
     export PAREDAO_TEST_RABBITMQ_MGMT_URL="http://127.0.0.1:$RABBITMQ_MGMT_PORT"
     export PAREDAO_TEST_RUN_DIR="$STACK_DIR"
+    # For the tests that start a store of their own (to kill it).
+    export PAREDAO_TEST_SECANTUSD="$SECANTUSD"
     log "test stack: PAREDAO_TEST_AMQP_URL=$PAREDAO_TEST_AMQP_URL"
     log "test stack: PAREDAO_TEST_MONGO_URL=$PAREDAO_TEST_MONGO_URL"
     log "test stack: PAREDAO_TEST_RABBITMQ_MGMT_URL=$PAREDAO_TEST_RABBITMQ_MGMT_URL"

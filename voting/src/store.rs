@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bson::{DateTime as BsonDateTime, Document, doc};
 use chrono::{DateTime, Utc};
-use mongodb::options::ClientOptions;
+use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -223,7 +223,11 @@ impl Store {
     async fn try_apply(&self, batches: &[VoteBatch], spent: &SpentLedger, keep_secs: i64) -> mongodb::error::Result<Applied> {
         let ids: Vec<String> = batches.iter().map(|b| b.id.to_string()).collect();
         let mut session = self.client.start_session().await?;
-        session.start_transaction().await?;
+        // The consumer acks once this commit returns, so it must be on disk on a majority of the
+        // replica set by then: acknowledged by the majority and journaled. (The local stand-in
+        // also needs `--sync-on-commit`, which run.sh passes: it does not fsync otherwise.)
+        let durable = WriteConcern::builder().w(Acknowledgment::Majority).journal(true).build();
+        session.start_transaction().write_concern(durable).await?;
 
         let mut counted: HashSet<String> = HashSet::new();
         let mut cursor = self

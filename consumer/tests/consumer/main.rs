@@ -5,3 +5,4 @@ mod crash;
 mod delivery;
 mod helpers;
 mod store;
+mod store_crash;
