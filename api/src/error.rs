@@ -122,14 +122,15 @@ impl IntoResponse for ApiError {
             ApiError::Unexpected(_) => "something went wrong on our side; try again".to_string(),
             other => other.to_string(),
         };
-        if matches!(self, ApiError::Overloaded) {
+        match &self {
             // Shed under a surge, thousands a second: the request's access line (status 503)
             // and `paredao_requests_shed_total` say it; a line more each would cost the CPU
             // that shedding is meant to save.
-        } else if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
-            tracing::error!(status = status.as_u16(), error_code = code, detail = ?self, "request failed");
-        } else {
-            tracing::warn!(status = status.as_u16(), error_code = code, reason = %message, "request rejected");
+            ApiError::Overloaded => {}
+            _ if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::error!(status = status.as_u16(), error_code = code, detail = ?self, "request failed");
+            }
+            _ => tracing::warn!(status = status.as_u16(), error_code = code, reason = %message, "request rejected"),
         }
         let mut response = (status, Json(ErrorBody { error: code.to_string(), message })).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
