@@ -18,15 +18,33 @@ fn secantusd() -> String {
     std::env::var("PAREDAO_TEST_SECANTUSD").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/secantusd-py").to_string())
 }
 
+/// The store's process, killed when the test ends, however it ends (a failed assertion too).
+struct StoreProcess(Child);
+
+impl StoreProcess {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for StoreProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A store of this test's own, on `port`, keeping its data in `dir` across restarts.
-fn start_store(port: u16, dir: &std::path::Path) -> Child {
+fn start_store(port: u16, dir: &std::path::Path) -> StoreProcess {
+    StoreProcess(
     Command::new(secantusd())
         .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--sync-on-commit", "--storage-path"])
         .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("the MongoDB-protocol server starts (./preflight.sh installs it)")
+        .expect("the MongoDB-protocol server starts (./preflight.sh installs it)"),
+    )
 }
 
 async fn wait_for_port(port: u16) {
@@ -69,8 +87,7 @@ async fn a_store_killed_mid_stream_loses_no_vote_the_consumer_acked() {
         (store.load_counters().await.ok()?.total() >= 200).then_some(())
     })
     .await;
-    store_process.kill().unwrap();
-    store_process.wait().unwrap();
+    store_process.kill();
     store_process = start_store(port, &dir);
     wait_for_port(port).await;
 
@@ -83,7 +100,6 @@ async fn a_store_killed_mid_stream_loses_no_vote_the_consumer_acked() {
     })
     .await;
     assert_eq!(counted, expected);
-    store_process.kill().ok();
-    store_process.wait().ok();
+    drop(store_process);
     std::fs::remove_dir_all(&dir).ok();
 }
