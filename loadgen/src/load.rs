@@ -86,15 +86,9 @@ pub async fn closed_loop_votes(target: &Target, split: &Split, connections: usiz
                     if k >= max_votes {
                         break;
                     }
-                    let captcha = match next.take() {
-                        Some(c) => c,
-                        None => match target.solved(&mut conn).await {
-                            Ok(c) => c,
-                            Err(_) => {
-                                *outcome.by_status.entry(0).or_default() += 1;
-                                continue;
-                            }
-                        },
+                    let Ok(captcha) = target.solution(&mut conn, next.take()).await else {
+                        *outcome.by_status.entry(0).or_default() += 1;
+                        continue;
                     };
                     let t = Instant::now();
                     let answer = target.vote(&mut conn, split.pick(k), &captcha).await;

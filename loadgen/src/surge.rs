@@ -174,15 +174,12 @@ pub async fn step(target: &Target, split: &Split, rate: u64, duration: Duration,
                         continue;
                     }
                     let lag = due.elapsed();
-                    let solution = match captcha.take() {
-                        Some(c) => c,
-                        None => match target.solved(&mut conn).await {
-                            Ok(c) => c,
-                            Err(e) => {
-                                *outcome.lock().unwrap().failed.entry(format!("challenge: {e}")).or_default() += 1;
-                                continue;
-                            }
-                        },
+                    let solution = match target.solution(&mut conn, captcha.take()).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            *outcome.lock().unwrap().failed.entry(format!("challenge: {e}")).or_default() += 1;
+                            continue;
+                        }
                     };
                     let answer = target.vote(&mut conn, split.pick(k), &solution).await;
                     let latency = due.elapsed();
@@ -230,12 +227,8 @@ pub async fn recovery(target: &Target, split: &Split, connections: usize, full_r
                 let mut conn = target.connect();
                 let mut next: Option<String> = None;
                 while Instant::now() < deadline {
-                    let captcha = match next.take() {
-                        Some(c) => c,
-                        None => match target.solved(&mut conn).await {
-                            Ok(c) => c,
-                            Err(_) => continue,
-                        },
+                    let Ok(captcha) = target.solution(&mut conn, next.take()).await else {
+                        continue;
                     };
                     let answer = target.vote(&mut conn, split.pick(sent.fetch_add(1, Ordering::Relaxed)), &captcha).await;
                     if answer.status == 202 {

@@ -78,6 +78,15 @@ impl Target {
         Ok(solve(&serde_json::from_slice(&r.body)?))
     }
 
+    /// The solution in hand (the next challenge that rode on a 202, or one a refusal left
+    /// unspent), else a freshly fetched and solved one.
+    pub async fn solution(&self, conn: &mut Connection, in_hand: Option<String>) -> anyhow::Result<String> {
+        match in_hand {
+            Some(c) => Ok(c),
+            None => self.solved(conn).await,
+        }
+    }
+
     pub async fn vote(&self, conn: &mut Connection, participant: &str, captcha: &str) -> Answer {
         let body = format!(r#"{{"participant_id":"{participant}","captcha":"{captcha}"}}"#);
         match conn.request("POST", &self.votes_path, Some(&body)).await {
