@@ -6,6 +6,7 @@
 //! carries an hCaptcha / Turnstile / reCAPTCHA token, checked with the provider (which also
 //! makes each token single-use).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,8 +16,9 @@ use voting::paredao::ParedaoId;
 
 use crate::captcha::{Altcha, CaptchaRejection, ChallengeView};
 use crate::external_captcha::{ExternalCaptcha, ExternalCaptchaError};
-use crate::difficulty::Difficulty;
-use crate::spent_challenges::SpentChallenges;
+use crate::client_id::ClientId;
+use crate::difficulty::{ClientKey, Difficulty};
+use crate::spent_challenges::{Spend, SpentChallenges};
 
 pub struct AntiBot {
     mode: CaptchaMode,
@@ -35,11 +37,19 @@ pub enum AntiBotError {
 }
 
 /// Who is asking, as far as the API can tell: the address (behind nginx, the forwarded one) and
-/// the browser's cookie, if it has one yet.
+/// the browser's id, if its cookie is one we issued.
 #[derive(Debug, Clone)]
 pub struct Client {
+    pub ip: IpAddr,
+    /// `ip` as text: the rate limiter's key.
     pub address: String,
-    pub cookie: Option<String>,
+    pub cookie: Option<ClientId>,
+}
+
+impl Client {
+    pub fn new(ip: IpAddr, cookie: Option<ClientId>) -> Self {
+        Self { ip, address: ip.to_string(), cookie }
+    }
 }
 
 impl AntiBot {
@@ -73,34 +83,32 @@ impl AntiBot {
         match self.mode {
             CaptchaMode::Off | CaptchaMode::External => None,
             CaptchaMode::Altcha => {
-                let mut keys = vec![format!("ip:{}", client.address)];
-                if let Some(c) = &client.cookie {
-                    keys.push(format!("cookie:{c}"));
-                }
-                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                let max_number = self.difficulty.next(&keys, Instant::now());
+                let address = ClientKey::Address(client.ip);
+                let max_number = match client.cookie {
+                    Some(id) => self.difficulty.next(&[address, ClientKey::Cookie(id)], Instant::now()),
+                    None => self.difficulty.next(&[address], Instant::now()),
+                };
                 Some(self.altcha.challenge(paredao, max_number, Utc::now()))
             }
         }
     }
 
-    /// Checks the vote's captcha solution (or provider token) and spends it. Returns the digest
-    /// of the ALTCHA challenge spent, which the vote carries so that the consumer can count each
-    /// challenge once even if a replay got past two replicas at once.
+    /// Checks the vote's captcha solution (or provider token) and spends it. Returns the spend
+    /// of the ALTCHA challenge, whose id the vote carries so that the store counts each
+    /// challenge once; the caller keeps it once the vote is durable, or drops it to release it.
     pub async fn check(
         &self,
         paredao: &ParedaoId,
         solution: Option<&str>,
         client_ip: Option<std::net::IpAddr>,
-    ) -> Result<Option<String>, AntiBotError> {
+    ) -> Result<Option<Spend>, AntiBotError> {
         match self.mode {
             CaptchaMode::Off => Ok(None),
             CaptchaMode::Altcha => {
                 let solved = self.altcha.verify(paredao, solution).map_err(AntiBotError::Rejected)?;
-                if self.spent.spend(&solved.challenge_id, solved.expires_at) {
-                    Ok(Some(solved.challenge_id))
-                } else {
-                    Err(AntiBotError::Rejected(CaptchaRejection::AlreadyUsed))
+                match self.spent.spend(&solved.challenge_id, solved.expires_at) {
+                    Some(spend) => Ok(Some(spend)),
+                    None => Err(AntiBotError::Rejected(CaptchaRejection::AlreadyUsed)),
                 }
             }
             CaptchaMode::External => {
@@ -126,5 +134,6 @@ impl AntiBot {
 
     pub fn purge(&self) {
         self.difficulty.purge(Instant::now());
+        metrics::gauge!("paredao_captcha_difficulty_keys").set(self.difficulty.len() as f64);
     }
 }

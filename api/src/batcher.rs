@@ -30,6 +30,12 @@ pub enum PublishError {
     Unroutable,
     #[error("the message broker did not confirm the batch in time")]
     ConfirmTimeout,
+    #[error("the message broker did not take the batch in time")]
+    PublishTimeout,
+    #[error("the message broker refuses new messages for now (a memory or disk alarm)")]
+    BrokerBlocked,
+    #[error("the replica holds as many votes as it can")]
+    QueueFull,
     #[error("the service is shutting down")]
     ShuttingDown,
 }
@@ -41,6 +47,9 @@ impl PublishError {
             PublishError::Nacked => "nacked",
             PublishError::Unroutable => "unroutable",
             PublishError::ConfirmTimeout => "confirm_timeout",
+            PublishError::PublishTimeout => "publish_timeout",
+            PublishError::BrokerBlocked => "broker_blocked",
+            PublishError::QueueFull => "queue_full",
             PublishError::ShuttingDown => "shutting_down",
         }
     }
@@ -80,10 +89,14 @@ impl Batcher {
         (Batcher { tx }, BatcherTask { close, handle })
     }
 
-    /// Resolves once the vote is durable in the broker, or with why it is not.
+    /// Resolves once the vote is durable in the broker, or with why it is not. Never waits for
+    /// room: a full queue is refused at once (admission control keeps it from filling).
     pub async fn submit(&self, vote: Vote) -> Result<(), PublishError> {
         let (done, confirmed) = oneshot::channel();
-        self.tx.send(Pending { vote, done }).await.map_err(|_| PublishError::ShuttingDown)?;
+        self.tx.try_send(Pending { vote, done }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => PublishError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => PublishError::ShuttingDown,
+        })?;
         confirmed.await.unwrap_or(Err(PublishError::ShuttingDown))
     }
 }

@@ -1,12 +1,21 @@
 //! The API's connection to RabbitMQ: one confirm-mode channel, kept alive by a supervisor that
 //! reconnects with backoff. While it is down, `channel()` is `None` and votes answer 503.
+//!
+//! Flow control: when RabbitMQ raises a memory or disk alarm it sends `connection.blocked` and
+//! stops reading from publishing connections, so a publish would wait as long as the alarm
+//! lasts. The link follows the connection's events: while blocked, `is_blocked()` is true,
+//! votes are refused at once (503, before their captcha is spent), readiness is red and
+//! `paredao_broker_blocked` is 1. Whatever else happens, a publish and its confirm each have a
+//! bounded wait (`publish_timeout`, the batcher's confirm timeout).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, Event};
 use tokio_util::sync::CancellationToken;
 use voting::backoff::Backoff;
 use voting::broker::{self, Topology};
@@ -19,6 +28,10 @@ pub struct BrokerLink {
     settings: BrokerSettings,
     topology: Topology,
     channel: RwLock<Option<Channel>>,
+    /// The broker said `connection.blocked` and has not said `connection.unblocked` since.
+    blocked: AtomicBool,
+    /// The longest a publish may take to be handed to the connection.
+    publish_timeout: Duration,
 }
 
 /// How often the supervisor looks at the connection; a lost connection is noticed within this.
@@ -26,8 +39,16 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 
 impl BrokerLink {
     /// Starts the supervisor; it stops (closing the connection) when `stop` is cancelled.
-    pub fn start(settings: BrokerSettings, stop: CancellationToken) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
-        let link = Arc::new(Self { topology: Topology::new(&settings), settings, channel: RwLock::new(None) });
+    /// `publish_timeout`: how long a publish may wait to be handed to the connection.
+    pub fn start(settings: BrokerSettings, publish_timeout: Duration, stop: CancellationToken) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
+        let link = Arc::new(Self {
+            topology: Topology::new(&settings),
+            settings,
+            channel: RwLock::new(None),
+            blocked: AtomicBool::new(false),
+            publish_timeout,
+        });
+        metrics::gauge!("paredao_broker_blocked").set(0.0);
         let task = tokio::spawn(link.clone().supervise(stop));
         (link, task)
     }
@@ -38,6 +59,21 @@ impl BrokerLink {
 
     pub fn is_connected(&self) -> bool {
         self.channel().is_some_and(|c| c.status().connected())
+    }
+
+    /// The broker refuses new messages for now (a memory or disk alarm).
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.load(Ordering::Relaxed)
+    }
+
+    fn set_blocked(&self, blocked: bool, reason: &str) {
+        let was = self.blocked.swap(blocked, Ordering::Relaxed);
+        metrics::gauge!("paredao_broker_blocked").set(if blocked { 1.0 } else { 0.0 });
+        if blocked && !was {
+            tracing::error!(reason, "RabbitMQ blocked publishing (a resource alarm); votes answer 503 until it lifts");
+        } else if was && !blocked {
+            tracing::info!("RabbitMQ unblocked publishing; votes are accepted again");
+        }
     }
 
     fn set_channel(&self, channel: Option<Channel>) {
@@ -55,8 +91,10 @@ impl BrokerLink {
                     tracing::info!(queue = %self.topology.queue, "connected to RabbitMQ");
                     failures = 0;
                     self.set_channel(Some(channel.clone()));
-                    let stopped = watch(&connection, &channel, &stop).await;
+                    let stopped = self.watch(&connection, &channel, &stop).await;
                     self.set_channel(None);
+                    // A new connection starts unblocked; the broker says so again if it is not.
+                    self.set_blocked(false, "");
                     if stopped {
                         let _ = connection.close(200, "api shutting down".into()).await;
                         return;
@@ -78,6 +116,29 @@ impl BrokerLink {
         }
     }
 
+    /// Returns true when stopped on purpose, false when the connection or channel died.
+    async fn watch(&self, connection: &Connection, channel: &Channel, stop: &CancellationToken) -> bool {
+        let mut events = connection.events_listener();
+        // A notice that came before the listener was attached.
+        self.set_blocked(connection.status().blocked(), "blocked when connected");
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return true,
+                event = events.next() => match event {
+                    Some(Event::ConnectionBlocked(reason)) => self.set_blocked(true, &reason),
+                    Some(Event::ConnectionUnblocked) => self.set_blocked(false, ""),
+                    Some(_) => {}
+                    // The listener ends with the connection; the status check below sees it.
+                    None => tokio::time::sleep(WATCH_INTERVAL).await,
+                },
+                _ = tokio::time::sleep(WATCH_INTERVAL) => {}
+            }
+            if !connection.status().connected() || !channel.status().connected() {
+                return false;
+            }
+        }
+    }
+
     async fn open(&self) -> lapin::Result<(Connection, Channel)> {
         let connection = broker::connect(&self.settings, "paredao-api").await?;
         let channel = connection.create_channel().await?;
@@ -87,39 +148,33 @@ impl BrokerLink {
     }
 }
 
-/// Returns true when stopped on purpose, false when the connection or channel died.
-async fn watch(connection: &Connection, channel: &Channel, stop: &CancellationToken) -> bool {
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return true,
-            _ = tokio::time::sleep(WATCH_INTERVAL) => {
-                if !connection.status().connected() || !channel.status().connected() {
-                    return false;
-                }
-            }
-        }
-    }
-}
-
 impl BatchSink for BrokerLink {
     fn publish<'a>(&'a self, batch: &'a VoteBatch) -> BoxFuture<'a, Result<Confirm, PublishError>> {
         Box::pin(async move {
+            if self.is_blocked() {
+                return Err(PublishError::BrokerBlocked);
+            }
             let channel = self.channel().ok_or(PublishError::BrokerUnavailable)?;
             let properties = BasicProperties::default()
                 .with_delivery_mode(2) // persistent: on disk before the broker confirms
                 .with_content_type("application/json".into())
                 .with_message_id(batch.id.to_string().into())
                 .with_timestamp((batch.sealed_at_ms / 1000) as u64);
-            let confirm = channel
-                .basic_publish(
-                    "".into(),
-                    self.topology.queue.as_str().into(),
-                    // mandatory: a batch that reaches no queue comes back instead of vanishing.
-                    BasicPublishOptions { mandatory: true, ..Default::default() },
-                    &batch.encode(),
-                    properties,
-                )
+            let body = batch.encode();
+            let publish = channel.basic_publish(
+                "".into(),
+                self.topology.queue.as_str().into(),
+                // mandatory: a batch that reaches no queue comes back instead of vanishing.
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                &body,
+                properties,
+            );
+            let confirm = tokio::time::timeout(self.publish_timeout, publish)
                 .await
+                .map_err(|_| {
+                    tracing::warn!(timeout = ?self.publish_timeout, "publishing a vote batch did not finish in time");
+                    PublishError::PublishTimeout
+                })?
                 .map_err(|e| {
                     tracing::warn!(error = %e, "publishing a vote batch failed");
                     PublishError::BrokerUnavailable

@@ -37,6 +37,12 @@ pub enum ApiError {
     Captcha(CaptchaRejection),
     #[error("too many votes from this client; wait {}s and try again", .0.as_secs().max(1))]
     RateLimited(std::time::Duration),
+    #[error("too many challenges asked for by this client; wait {}s and try again", .0.as_secs().max(1))]
+    ChallengesRateLimited(std::time::Duration),
+    #[error("the request's headers are too large: at most {max_headers} header lines of {max_bytes} bytes in all")]
+    HeadersTooLarge { max_bytes: usize, max_headers: usize },
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
     #[error("this deployment hands out no proof-of-work challenges (captcha mode off or external)")]
     CaptchaOff,
     #[error("a missing or wrong bearer token")]
@@ -66,7 +72,9 @@ impl ApiError {
             ApiError::NotDurable(_) | ApiError::Unavailable(_) | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Captcha(CaptchaRejection::Missing | CaptchaRejection::Malformed) => StatusCode::BAD_REQUEST,
             ApiError::Captcha(_) => StatusCode::FORBIDDEN,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) | ApiError::ChallengesRateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::CaptchaOff => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::InjectedFault => StatusCode::INTERNAL_SERVER_ERROR,
@@ -86,7 +94,9 @@ impl ApiError {
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Overloaded => "overloaded",
             ApiError::Captcha(r) => r.code(),
-            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::RateLimited(_) | ApiError::ChallengesRateLimited(_) => "rate_limited",
+            ApiError::HeadersTooLarge { .. } => "headers_too_large",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::CaptchaOff => "captcha_off",
             ApiError::Unauthorized => "unauthorized",
             ApiError::InjectedFault => "injected_fault",
@@ -137,7 +147,7 @@ impl IntoResponse for ApiError {
             // The broker or store is usually back within seconds.
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if let ApiError::RateLimited(wait) = &self {
+        if let ApiError::RateLimited(wait) | ApiError::ChallengesRateLimited(wait) = &self {
             // Whole seconds, rounded up: a client that waits this long is let through.
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));

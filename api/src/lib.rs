@@ -4,13 +4,16 @@
 pub mod admission;
 pub mod anti_bot;
 pub mod batcher;
+pub mod bounded_map;
 pub mod broker_link;
 pub mod captcha;
 pub mod difficulty;
 pub mod client_address;
+pub mod client_id;
 pub mod error;
 pub mod fault;
 pub mod external_captcha;
+pub mod header_limit;
 pub mod health;
 pub mod openapi;
 pub mod paredao_cache;

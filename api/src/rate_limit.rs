@@ -1,27 +1,25 @@
-//! How often one client may vote: a GCRA (generic cell rate algorithm) limiter per key, in memory.
+//! How often one client may vote, or ask for a challenge: a GCRA (generic cell rate algorithm)
+//! limiter per key, in memory.
 //!
 //! GCRA keeps a single instant per key (the "theoretical arrival time": when the key's allowance
 //! would be used up if requests kept arriving at the steady rate), so a check is one hash lookup
-//! and a comparison, and a key's state is a few dozen bytes. The keys are spread over shards,
-//! each behind its own mutex, so that concurrent votes rarely wait for one another: at 25,000
-//! checks per second a single lock would be the bottleneck.
+//! and a comparison, and a key's state is a few dozen bytes. The keys live in a `BoundedMap`
+//! (sharded, each shard behind its own mutex), so that concurrent votes rarely wait for one
+//! another and no number of addresses can grow it past `max_clients`.
 //!
 //! Each API replica limits on its own; with N replicas behind nginx a client may get up to N
 //! times the rate. nginx's own limit (per address, across replicas) is the coarse guard; this one
 //! is the finer, per-client one.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-/// Enough shards that 25,000 checks per second spread over a few cores seldom meet on one lock,
-/// few enough that a purge pass stays cheap.
-const SHARDS: usize = 16;
+use crate::bounded_map::BoundedMap;
 
-pub use voting::configuration::RateLimitSettings;
+pub use voting::configuration::{Rate, RateLimitSettings};
 
 pub struct RateLimiter {
     enabled: bool,
@@ -29,37 +27,44 @@ pub struct RateLimiter {
     interval: Duration,
     /// How far ahead of now a key's theoretical arrival time may run: `burst` intervals.
     window: Duration,
-    hasher: RandomState,
-    /// Key → theoretical arrival time. A key absent from its shard has its full burst.
-    shards: Box<[Mutex<HashMap<String, Instant>>]>,
+    /// Key (an address as text) → theoretical arrival time. A key absent has its full burst, so
+    /// forgetting one (beyond the bound, or in a purge) only ever gives a client its burst back.
+    /// An entry is ~140 bytes with the map's own share (an address of up to 45 characters on
+    /// the heap, the instant, the LRU links; measured at the bound by `api/tests/api/memory.rs`).
+    keys: BoundedMap<String, Instant>,
+    /// What the gauge is called (`paredao_rate_limit_keys{limiter}`).
+    name: &'static str,
 }
 
 impl RateLimiter {
+    /// The limiter of votes.
+    pub fn votes(settings: &RateLimitSettings) -> Self {
+        Self::new("votes", settings.enabled, settings.votes(), settings.max_clients)
+    }
+
+    /// The limiter of challenge requests.
+    pub fn challenges(settings: &RateLimitSettings) -> Self {
+        Self::new("challenges", settings.enabled, settings.challenges, settings.max_clients)
+    }
+
     /// # Panics
     /// When enabled with a `per_second` that is not a positive, finite number: a limiter that
     /// cannot mean anything is a configuration mistake that should stop start-up, not a silent
     /// "refuse everything" or "allow everything".
-    pub fn new(settings: &RateLimitSettings) -> Self {
-        let interval = if settings.enabled {
+    pub fn new(name: &'static str, enabled: bool, rate: Rate, max_clients: NonZeroUsize) -> Self {
+        let interval = if enabled {
             assert!(
-                settings.per_second.is_finite() && settings.per_second > 0.0,
+                rate.per_second.is_finite() && rate.per_second > 0.0,
                 "rate limit per_second must be a positive number, got {}",
-                settings.per_second
+                rate.per_second
             );
-            Duration::from_secs_f64(1.0 / settings.per_second)
+            Duration::from_secs_f64(1.0 / rate.per_second)
         } else {
             Duration::ZERO
         };
         // A burst of 0 would refuse every request, forever: read it as "no burst beyond one".
-        let burst = settings.burst.max(1);
-        Self {
-            enabled: settings.enabled,
-            interval,
-            window: interval * burst,
-            // Randomly seeded, so that nobody can choose keys that all land on one shard.
-            hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-        }
+        let burst = rate.burst.max(1);
+        Self { enabled, interval, window: interval * burst, keys: BoundedMap::new(max_clients), name }
     }
 
     /// Ok when allowed; Err(retry_after) with how long until the next request would be allowed.
@@ -67,8 +72,10 @@ impl RateLimiter {
         if !self.enabled {
             return Ok(());
         }
-        let mut shard = self.shard(key);
-        // A key whose arrival time is in the past has its full burst again, as does a new one.
+        let mut shard = self.keys.shard(key);
+        // `get` marks the key as recently used, refused or not: a client hammering away is the
+        // last one the bound would forget. A key whose arrival time is in the past has its full
+        // burst again, as does a new one.
         let arrival = shard.get(key).map_or(now, |&tat| tat.max(now)) + self.interval;
         let ahead = arrival - now;
         if ahead > self.window {
@@ -78,7 +85,8 @@ impl RateLimiter {
         }
         match shard.get_mut(key) {
             Some(tat) => *tat = arrival,
-            // Allocated only for a key seen for the first time (or again after a purge).
+            // Allocated only for a key seen for the first time (or again after it was
+            // forgotten); beyond the bound, this evicts the shard's least recently used key.
             None => {
                 shard.insert(key.to_owned(), arrival);
             }
@@ -88,49 +96,40 @@ impl RateLimiter {
 
     /// Drops keys idle long enough that they are back to a full burst (call from a timer).
     pub fn purge(&self, now: Instant) {
-        for shard in self.shards.iter() {
-            // Forgetting such a key changes nothing: an absent key also has its full burst.
-            lock(shard).retain(|_, tat| *tat > now);
-        }
+        // Forgetting such a key changes nothing: an absent key also has its full burst.
+        self.keys.retain(|_, tat| *tat > now);
     }
 
-    /// How many keys are remembered (clients that voted within their last burst window).
+    /// How many keys are remembered (clients seen within their last burst window).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|shard| lock(shard).len()).sum()
+        self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.keys.is_empty()
     }
 
-    /// Purges every `every` until `stop` is cancelled. Without it the map would keep one entry
-    /// for every client that ever voted.
+    /// Purges every `every` until `stop` is cancelled. The bound holds without it; purging
+    /// keeps the map at the clients of the last few seconds, far below it.
     pub fn spawn_purger(self: Arc<Self>, every: Duration, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         voting::periodic::spawn_every(every, stop, move || {
             self.purge(Instant::now());
-            metrics::gauge!("paredao_rate_limit_keys").set(self.len() as f64);
+            metrics::gauge!("paredao_rate_limit_keys", "limiter" => self.name).set(self.len() as f64);
             std::future::ready(())
         })
     }
-
-    fn shard(&self, key: &str) -> MutexGuard<'_, HashMap<String, Instant>> {
-        let index = self.hasher.hash_one(key) as usize % self.shards.len();
-        lock(&self.shards[index])
-    }
-}
-
-/// A panic while a shard is held cannot leave its map half-updated (each change is one insert or
-/// one assignment), so a poisoned shard is still sound: keep limiting rather than fail every vote.
-fn lock(shard: &Mutex<HashMap<String, Instant>>) -> MutexGuard<'_, HashMap<String, Instant>> {
-    shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn bound(n: usize) -> NonZeroUsize {
+        NonZeroUsize::new(n).unwrap()
+    }
+
     fn limiter(per_second: f64, burst: u32) -> RateLimiter {
-        RateLimiter::new(&RateLimitSettings { per_second, burst, enabled: true })
+        RateLimiter::new("test", true, Rate { per_second, burst }, bound(100_000))
     }
 
     #[test]
@@ -232,12 +231,43 @@ mod tests {
 
     #[test]
     fn a_disabled_limiter_never_refuses_nor_remembers() {
-        let limiter = RateLimiter::new(&RateLimitSettings { per_second: 0.0, burst: 0, enabled: false });
+        let limiter = RateLimiter::new("test", false, Rate { per_second: 0.0, burst: 0 }, bound(10));
         let now = Instant::now();
         for _ in 0..10_000 {
             assert_eq!(limiter.check("k", now), Ok(()));
         }
         assert!(limiter.is_empty());
+    }
+
+    #[test]
+    fn the_map_bound_holds_after_many_distinct_addresses_and_a_hammering_one_stays_limited() {
+        let limiter = RateLimiter::new("test", true, Rate { per_second: 1.0, burst: 2 }, bound(1_000));
+        let now = Instant::now();
+        limiter.check("198.51.100.1", now).unwrap();
+        limiter.check("198.51.100.1", now).unwrap();
+        for i in 0..50_000u32 {
+            limiter.check(&std::net::Ipv4Addr::from(i).to_string(), now).unwrap();
+            if i % 50 == 0 {
+                assert!(limiter.check("198.51.100.1", now).is_err(), "still limited after {i} other addresses");
+            }
+        }
+        assert!(limiter.len() <= 1_000, "{} keys", limiter.len());
+    }
+
+    #[test]
+    fn the_shipped_rates_limit_votes_and_challenges_apart() {
+        let settings = voting::configuration::get_configuration().unwrap().rate_limit;
+        let (votes, challenges) = (RateLimiter::votes(&settings), RateLimiter::challenges(&settings));
+        let now = Instant::now();
+        // One challenge per vote at the vote limit, and reloads on top, fit in the challenge rate.
+        let mut refused = 0;
+        for _ in 0..settings.burst {
+            votes.check("k", now).unwrap();
+            refused += usize::from(challenges.check("k", now).is_err());
+        }
+        assert_eq!(refused, 0);
+        assert!(settings.challenges.per_second >= 2.0 * settings.per_second);
+        assert!(settings.challenges.burst >= settings.burst + 10, "room for reloads");
     }
 
     #[test]

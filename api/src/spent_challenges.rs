@@ -4,11 +4,22 @@
 //! after that anyway), and tells every other replica through a RabbitMQ fanout exchange
 //! (`<queue>.spent`): a replay sent to another replica is refused there as soon as the news
 //! has arrived, a few milliseconds later. No database call per vote. A replay that beats the
-//! news (or reaches a replica that restarted and forgot) is accepted here but not counted: the
-//! vote carries its challenge, and the consumer counts each challenge once (`spent_ledger`).
+//! news (or reaches a replica that restarted or forgot) is accepted here but not counted: the
+//! vote carries its challenge, and the store counts each challenge once (`voting::store`).
+//!
+//! That backstop is what lets this set be a cache rather than the judge:
+//! - A spend is a `Spend` guard. Only once its vote is durable (`Spend::keep`, after the
+//!   broker's confirm) is it announced to the other replicas; a vote that ends any other way
+//!   (a 503, a client gone before the answer) releases its challenge when the guard drops, so
+//!   the viewer's retry with the same solved challenge is accepted, here or anywhere. Should
+//!   both copies have reached the queue, the store counts one.
+//! - The set is bounded (`captcha.spent_remembered_max`): at the record peak every replica would otherwise
+//!   hold every spend of the deployment for a challenge's lifetime (25,000/s × 300 s = 7.5 M
+//!   ids, ~300 MB). Past the bound the ids nearest their expiry are forgotten first; a replay
+//!   of one of them is accepted and then not counted.
 //!
 //! Ids are held as 128-bit numbers (the first 32 hex digits of the challenge digest, the same
-//! key the consumer uses): at the record peak a replica holds millions of them.
+//! key the store uses).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,8 +37,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use voting::backoff::Backoff;
 use voting::configuration::BrokerSettings;
-use voting::spent_ledger::key_of;
-use voting::vote::CHALLENGE_KEY_CHARS;
+use voting::vote::{CHALLENGE_KEY_CHARS, challenge_key as key_of};
 
 const SHARDS: usize = 16;
 
@@ -37,7 +47,8 @@ const GOSSIP_LINGER: Duration = Duration::from_millis(20);
 
 /// Ids with the unix second they expire at.
 pub struct SpentChallenges {
-    shards: Vec<Mutex<HashMap<u128, i64>>>,
+    shards: Vec<Mutex<HashMap<Key, u32>>>,
+    per_shard: usize,
     news: mpsc::UnboundedSender<(String, i64)>,
     /// Subscribed to the other replicas' news (readiness waits for it).
     listening: AtomicBool,
@@ -48,38 +59,84 @@ struct SpentNews {
     ids: Vec<(String, i64)>,
 }
 
+/// A challenge spent by a vote still in progress. Dropped without `keep`, it is released.
+#[must_use = "a spend not kept is released when dropped"]
+pub struct Spend {
+    spent: Arc<SpentChallenges>,
+    id: String,
+    expires_at: i64,
+    kept: bool,
+}
+
+impl Spend {
+    /// The challenge's id (its digest), which the vote carries.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The vote is durable: the challenge stays spent, and the other replicas are told.
+    pub fn keep(mut self) {
+        self.kept = true;
+        let _ = self.spent.news.send((std::mem::take(&mut self.id), self.expires_at));
+    }
+}
+
+impl Drop for Spend {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.spent.release(&self.id);
+        }
+    }
+}
+
 impl SpentChallenges {
-    /// The set alone; what it learns to tell others comes out of the returned receiver.
-    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<(String, i64)>) {
+    /// The set alone, remembering at most `max_remembered` ids; what it learns to tell others
+    /// comes out of the returned receiver.
+    pub fn new(max_remembered: usize) -> (Arc<Self>, mpsc::UnboundedReceiver<(String, i64)>) {
         let (news, outbox) = mpsc::unbounded_channel();
         let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
-        (Arc::new(Self { shards, news, listening: AtomicBool::new(false) }), outbox)
+        // A hash map holds at most 7/8 of its (power of two) buckets before it doubles: a
+        // bound just under such a size wastes no half-empty table (20 bytes a bucket).
+        let wanted = (max_remembered / SHARDS).max(1);
+        let buckets = (wanted * 8 / 7).next_power_of_two();
+        let per_shard = if buckets / 8 * 7 <= wanted { buckets / 8 * 7 } else { buckets / 16 * 7 }.max(1);
+        (Arc::new(Self { shards, per_shard, news, listening: AtomicBool::new(false) }), outbox)
     }
 
-    fn shard(&self, key: u128) -> &Mutex<HashMap<u128, i64>> {
+    fn shard(&self, key: Key) -> &Mutex<HashMap<Key, u32>> {
         // The keys are digests: their low bits are already uniformly spread.
-        &self.shards[(key % SHARDS as u128) as usize]
+        &self.shards[usize::from(key[0]) % SHARDS]
     }
 
-    /// Spends challenge `id` (its hex digest): true the first time, false if it was spent
+    /// Spends challenge `id` (its hex digest): a guard the first time, `None` if it was spent
     /// before (here or, once the news arrived, on another replica).
-    pub fn spend(&self, id: &str, expires_at: i64) -> bool {
+    pub fn spend(self: &Arc<Self>, id: &str, expires_at: i64) -> Option<Spend> {
         let id = id.get(..CHALLENGE_KEY_CHARS).unwrap_or(id);
-        let key = key_of(id);
-        let fresh = self.shard(key).lock().expect("lock").insert(key, expires_at).is_none();
-        if fresh {
-            let _ = self.news.send((id.to_string(), expires_at));
-        }
-        fresh
+        self.insert(key(id), expires_at)
+            .then(|| Spend { spent: self.clone(), id: id.to_string(), expires_at, kept: false })
     }
 
     /// Records a spend another replica announced.
     fn learn(&self, id: &str, expires_at: i64) {
-        let key = key_of(id.get(..CHALLENGE_KEY_CHARS).unwrap_or(id));
-        self.shard(key).lock().expect("lock").insert(key, expires_at);
+        self.insert(key(id.get(..CHALLENGE_KEY_CHARS).unwrap_or(id)), expires_at);
+    }
+
+    /// Inserts `key`; true if it was not there. Keeps the shard within its bound.
+    fn insert(&self, key: Key, expires_at: i64) -> bool {
+        let mut shard = self.shard(key).lock().expect("lock");
+        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
+            make_room(&mut shard, unix_u32(chrono::Utc::now().timestamp()), self.per_shard);
+        }
+        shard.insert(key, unix_u32(expires_at)).is_none()
+    }
+
+    fn release(&self, id: &str) {
+        let key = key(id);
+        self.shard(key).lock().expect("lock").remove(&key);
     }
 
     pub fn purge(&self, now_unix: i64) {
+        let now_unix = unix_u32(now_unix);
         let mut total = 0;
         for shard in &self.shards {
             let mut s = shard.lock().expect("lock");
@@ -100,6 +157,40 @@ impl SpentChallenges {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A challenge's 128 bits as bytes: 1-aligned, so an entry with its expiry takes 20 bytes
+/// (a `u128` key is 16-aligned and pads every entry to 32).
+type Key = [u8; 16];
+
+fn key(id: &str) -> Key {
+    key_of(id).to_le_bytes()
+}
+
+/// A unix second as 4 bytes (good until 2106), which keeps an entry at 20 bytes.
+fn unix_u32(t: i64) -> u32 {
+    t.clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// Frees room in a full shard: the expired ids, and if that is not enough, half of them, those
+/// nearest their expiry (a walk of the shard, once per `bound / 2` inserts at most).
+fn make_room(shard: &mut HashMap<Key, u32>, now_unix: u32, bound: usize) {
+    shard.retain(|_, exp| *exp >= now_unix);
+    if shard.len() < bound {
+        return;
+    }
+    let mut expiries: Vec<u32> = shard.values().copied().collect();
+    let middle = expiries.len() / 2;
+    let (_, cut, _) = expiries.select_nth_unstable(middle);
+    let cut = *cut;
+    // Ids at or before the median, until half are gone: many share one expiry second.
+    let mut to_forget = shard.len() - bound / 2;
+    shard.retain(|_, exp| {
+        let forget = to_forget > 0 && *exp <= cut;
+        to_forget -= usize::from(forget);
+        !forget
+    });
+    metrics::counter!("paredao_captcha_spent_forgotten_early_total").increment((bound - bound / 2) as u64);
 }
 
 /// Publishes this replica's spends and learns the others', reconnecting with backoff; purges
@@ -185,15 +276,52 @@ mod tests {
 
     #[test]
     fn a_challenge_is_spent_once_and_forgotten_after_it_expires() {
-        let (spent, mut outbox) = SpentChallenges::new();
-        assert!(spent.spend("ab12", 100));
-        assert!(!spent.spend("ab12", 100));
-        assert_eq!(outbox.try_recv().unwrap(), ("ab12".to_string(), 100), "the first spend is announced");
-        assert!(outbox.try_recv().is_err(), "a refused replay is not");
+        let (spent, mut outbox) = SpentChallenges::new(1_000_000);
+        let kept = spent.spend("ab12", 100).expect("fresh");
+        assert!(spent.spend("ab12", 100).is_none(), "spent, even before its vote is durable");
+        assert!(outbox.try_recv().is_err(), "not announced before its vote is durable");
+        kept.keep();
+        assert_eq!(outbox.try_recv().unwrap(), ("ab12".to_string(), 100), "announced once kept");
+        assert!(spent.spend("ab12", 100).is_none());
+        assert!(outbox.try_recv().is_err(), "a refused replay is not announced");
         spent.learn("cd34", 50);
-        assert!(!spent.spend("cd34", 50), "a spend learned from another replica counts");
+        assert!(spent.spend("cd34", 50).is_none(), "a spend learned from another replica counts");
         spent.purge(60);
         assert_eq!(spent.len(), 1);
-        assert!(spent.spend("cd34", 50));
+        assert!(spent.spend("cd34", 50).is_some());
+    }
+
+    #[test]
+    fn a_spend_whose_vote_failed_is_released_for_the_retry_and_never_announced() {
+        let (spent, mut outbox) = SpentChallenges::new(1_000_000);
+        let first = spent.spend("ef56", 100).expect("fresh");
+        assert_eq!(first.id(), "ef56");
+        drop(first); // a 503, or the client gone
+        let retry = spent.spend("ef56", 100).expect("the same solved challenge may be sent again");
+        retry.keep();
+        assert_eq!(outbox.try_recv().unwrap().0, "ef56");
+        assert!(outbox.try_recv().is_err(), "announced once, for the copy that was kept");
+    }
+
+    #[test]
+    fn the_set_never_holds_more_than_its_bound() {
+        let bound = 1_600;
+        let (spent, _outbox) = SpentChallenges::new(bound);
+        let far = chrono::Utc::now().timestamp() + 3_600;
+        for i in 0..20_000u64 {
+            spent.learn(&format!("{i:032x}"), far + i as i64);
+        }
+        // Many spends expire in the same second: eviction still keeps half, not none.
+        for i in 0..20_000u64 {
+            spent.learn(&format!("{:032x}", 1_000_000 + i), far);
+        }
+        assert!(spent.len() >= bound / 4, "{} ids held", spent.len());
+        for i in 20_000..40_000u64 {
+            spent.learn(&format!("{i:032x}"), far + i as i64);
+        }
+        assert!(spent.len() <= bound, "{} ids held", spent.len());
+        assert!(spent.len() >= bound / 4, "evicts in halves, not all at once: {}", spent.len());
+        // The most recent ids are the ones kept.
+        assert!(spent.spend(&format!("{:032x}", 39_999), far + 39_999).is_none());
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Request, Uri};
+use axum::http::{Method, Request, Uri};
 use axum_prometheus::{EndpointLabel, PrometheusMetricLayerBuilder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -25,9 +25,10 @@ use crate::anti_bot::AntiBot;
 use crate::fault::FaultInjector;
 use crate::rate_limit::RateLimiter;
 use crate::spent_challenges::{SpentChallenges, spawn_gossip};
-use voting::configuration::CaptchaMode;
 use crate::batcher::{Batcher, BatcherTask};
 use crate::broker_link::BrokerLink;
+use crate::client_id::ClientIds;
+use crate::header_limit::HeaderLimit;
 use crate::error::ApiError;
 use crate::health::StoreHealth;
 use crate::openapi::{ApiDoc, SPEC_PATH};
@@ -54,13 +55,20 @@ struct Background {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Before anything connects or starts: a placeholder key would sign challenges anybody
+        // can forge, and a half-started replica would leave its broker task behind.
+        settings.check_api_secrets()?;
         let metrics = voting::metrics_exporter::prometheus_handle();
         // Connecting is lazy: a store that is down at start-up only delays readiness.
         let store = Store::connect(&settings.store).await?;
         let store_health = Arc::new(StoreHealth::default());
 
         let broker_stop = CancellationToken::new();
-        let (broker, broker_task) = BrokerLink::start(settings.broker.clone(), broker_stop.clone());
+        let (broker, broker_task) = BrokerLink::start(
+            settings.broker.clone(),
+            Duration::from_millis(settings.batcher.confirm_timeout_ms),
+            broker_stop.clone(),
+        );
         let (batcher, batcher_task) = Batcher::start(settings.batcher.clone(), broker.clone());
 
         let refreshers_stop = CancellationToken::new();
@@ -83,10 +91,7 @@ impl Application {
             ),
         ];
 
-        if settings.captcha.mode == CaptchaMode::Altcha && settings.captcha.hmac_key() == "change-me" {
-            anyhow::bail!("captcha.hmac_key is the placeholder: set APP_CAPTCHA__HMAC_KEY (the same on every replica)");
-        }
-        let (spent, spent_news) = SpentChallenges::new();
+        let (spent, spent_news) = SpentChallenges::new(settings.captcha.spent_remembered_max.get());
         refreshers.push(spawn_gossip(spent.clone(), spent_news, settings.broker.clone(), refreshers_stop.clone()));
         let anti_bot = Arc::new(AntiBot::new(&settings.captcha, spent)?);
         {
@@ -98,8 +103,10 @@ impl Application {
         }
         let fault = Arc::new(FaultInjector::default());
         refreshers.push(fault.clone().spawn_refresher(store.clone(), Duration::from_secs(1), refreshers_stop.clone()));
-        let rate_limiter = Arc::new(RateLimiter::new(&settings.rate_limit));
+        let rate_limiter = Arc::new(RateLimiter::votes(&settings.rate_limit));
         refreshers.push(rate_limiter.clone().spawn_purger(Duration::from_secs(30), refreshers_stop.clone()));
+        let challenge_rate_limiter = Arc::new(RateLimiter::challenges(&settings.rate_limit));
+        refreshers.push(challenge_rate_limiter.clone().spawn_purger(Duration::from_secs(30), refreshers_stop.clone()));
 
         let state = AppState {
             admission: Arc::new(Admission::new(&settings.admission)),
@@ -113,10 +120,12 @@ impl Application {
             admin_token: settings.admin.token().map(Arc::from),
             anti_bot: anti_bot.clone(),
             rate_limiter,
+            challenge_rate_limiter,
+            client_ids: Arc::new(ClientIds::new(settings.captcha.hmac_key())),
             trusted_proxies: Arc::new(app.trusted_proxies.clone()),
             metrics,
         };
-        let router = router(state, app.body_limit_bytes);
+        let router = router(state, app.body_limit_bytes, HeaderLimit::new(app));
 
         let listener = TcpListener::bind((app.host.as_str(), app.port)).await?;
         let port = listener.local_addr()?.port();
@@ -154,7 +163,7 @@ impl Application {
     }
 }
 
-pub fn router(state: AppState, body_limit: usize) -> Router {
+pub fn router(state: AppState, body_limit: usize, header_limit: HeaderLimit) -> Router {
     let (api_router, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::paredao::get_paredao))
         .routes(routes!(routes::votes::cast_vote))
@@ -176,8 +185,12 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/metrics", axum::routing::get(routes::health::metrics))
         .merge(SwaggerUi::new("/swagger").url(SPEC_PATH, spec))
         .fallback(not_found)
+        // After every route: it applies to the routes already there.
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
+        // Inside the trace and metrics layers, so a refusal is in the access log and counted.
+        .layer(axum::middleware::from_fn_with_state(header_limit, crate::header_limit::enforce))
         .layer(prometheus_layer)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
@@ -209,4 +222,9 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
 
 async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(uri.path().to_string())
+}
+
+/// The route exists, not with this method. axum adds the `Allow` header.
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed { method: method.to_string(), path: uri.path().to_string() }
 }

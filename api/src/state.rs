@@ -8,6 +8,7 @@ use crate::admission::Admission;
 use crate::anti_bot::AntiBot;
 use crate::batcher::Batcher;
 use crate::broker_link::BrokerLink;
+use crate::client_id::ClientIds;
 use crate::fault::FaultInjector;
 use crate::health::StoreHealth;
 use crate::rate_limit::RateLimiter;
@@ -28,7 +29,12 @@ pub struct AppState {
     /// `None`: the admin endpoints are disabled.
     pub admin_token: Option<Arc<str>>,
     pub anti_bot: Arc<AntiBot>,
+    /// Votes per client address.
     pub rate_limiter: Arc<RateLimiter>,
+    /// Challenge requests per client address.
+    pub challenge_rate_limiter: Arc<RateLimiter>,
+    /// Issues and recognises the `paredao_cid` cookies.
+    pub client_ids: Arc<ClientIds>,
     /// Peers whose X-Real-IP / X-Forwarded-For are believed (nginx).
     pub trusted_proxies: Arc<Vec<voting::ip_net::IpNet>>,
     pub metrics: PrometheusHandle,

@@ -2,32 +2,41 @@
 //!
 //! RabbitMQ hands over up to `prefetch` unacked messages. The worker gathers up to
 //! `max_messages_per_write` of them (waiting at most `max_wait_ms` after the first), decodes
-//! them, and applies all their votes in one MongoDB transaction that also records each batch
-//! id. Only after the commit does it ack them. If it dies before the ack, RabbitMQ redelivers
-//! and the store skips the batches whose ids it already holds: every vote counts exactly once.
+//! and checks them, and applies all their votes in one MongoDB transaction that also records
+//! each batch id and each captcha challenge spent. Only after the commit does it ack them. If it
+//! dies before the ack, RabbitMQ redelivers and the store skips the batches whose ids it already
+//! holds; a vote whose challenge the store already holds (a replay accepted by two API replicas,
+//! a retry after a 503) is not counted again, whichever consumer applies it: every vote counts
+//! exactly once, with any number of consumers.
 //!
-//! Votes carry the captcha challenge they spent; the worker keeps the challenges it counted
-//! (`SpentLedger`, reloaded from the store when it starts) and does not count a challenge twice,
-//! which catches a replay that reached two API replicas before they could tell each other.
-//!
-//! A message that is not a vote batch is rejected without requeue, so it goes to the
-//! dead-letter queue instead of coming back forever. A store that is down holds the messages
-//! (unacked) and is retried with backoff; a broker that goes away is reconnected with backoff.
+//! Poison never stops the counting. A message that does not decode, or whose votes our API could
+//! not have sent (an unknown paredão or participant, a cast time outside the opening, a forged
+//! challenge key), is published to the dead-letter queue with its reason in the
+//! `x-paredao-reason` header, logged at ERROR and counted, then acked. So is a batch the store
+//! itself refuses (a permanent error): a write that fails for good is retried one batch at a
+//! time, so that only the batch at fault leaves. A store that is down holds the messages
+//! (unacked) and is retried with backoff for as long as it takes; a broker that goes away is
+//! reconnected with backoff.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
-use lapin::types::FieldTable;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{Channel, Confirmation};
 use tokio_util::sync::CancellationToken;
 use voting::backoff::Backoff;
 use voting::broker::{self, Topology};
 use voting::configuration::{BrokerSettings, ConsumerSettings};
-use voting::spent_ledger::SpentLedger;
-use voting::store::Store;
+use voting::paredao::{Paredao, ParedaoId};
+use voting::store::{Applied, Store, StoreError};
 use voting::vote::VoteBatch;
 
 use crate::status::Status;
@@ -38,15 +47,32 @@ pub struct Worker {
     topology: Topology,
     store: Store,
     status: Arc<Status>,
-    /// `None` until loaded from the store (which may be down when the worker starts).
-    ledger: tokio::sync::Mutex<Option<SpentLedger>>,
-    /// How long a counted challenge is remembered after its vote: longer than any challenge
-    /// lives, with room for the replicas' clocks to disagree.
-    keep_spent_secs: i64,
+    /// How long the store remembers a counted challenge (see `Store::apply`).
+    remember_spent: Duration,
+    paredoes: tokio::sync::Mutex<Known>,
 }
 
-/// Clock skew allowed between the API replicas and the consumer when forgetting challenges.
-const CLOCK_SKEW_SECS: i64 = 60;
+/// The paredões the store holds, as last loaded.
+#[derive(Default)]
+struct Known {
+    by_id: HashMap<ParedaoId, Paredao>,
+    loaded_at: Option<Instant>,
+}
+
+/// A vote naming a paredão we do not know (or cast outside its opening as we know it) reloads
+/// the paredões first, in case it was created or rescheduled since; at most this often, so a
+/// flood of poison cannot turn into a flood of reads.
+const RELOAD_PAREDOES_AFTER: Duration = Duration::from_secs(1);
+
+/// Slack added to twice the challenge lifetime in `remember_spent`: clock skew between the API
+/// replicas and the consumer, and the time a consumer may hold its prefetched messages.
+const SPENT_SLACK: Duration = Duration::from_secs(120);
+
+/// A write that keeps failing, with an error that does not say "away" or "busy", while the store
+/// answers pings is not the store being away: after this many attempts (about 15 s of backoff)
+/// its batches are tried one by one, and the one that fails alone is dead-lettered rather than
+/// retried forever. An error the store marks as refusing the data itself gives up at once.
+const ATTEMPTS_WHILE_REACHABLE: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
@@ -54,6 +80,15 @@ enum SessionError {
     Broker(#[from] lapin::Error),
     #[error("the broker closed the consumer")]
     ConsumerClosed,
+}
+
+/// How one attempt to write a set of batches ended.
+enum Written {
+    Applied(Applied),
+    /// The store refused them for good.
+    Refused(StoreError),
+    /// Told to stop while the store was down: nothing acked, the broker redelivers.
+    Stopped,
 }
 
 impl Worker {
@@ -71,32 +106,9 @@ impl Worker {
             broker,
             store,
             status,
-            ledger: tokio::sync::Mutex::new(None),
-            keep_spent_secs: challenge_lifetime_secs as i64 + CLOCK_SKEW_SECS,
+            remember_spent: Duration::from_secs(challenge_lifetime_secs.saturating_mul(2)) + SPENT_SLACK,
+            paredoes: tokio::sync::Mutex::new(Known::default()),
         }
-    }
-
-    /// Counts `batches` against the ledger, loading it first if this is the first write.
-    async fn apply(&self, batches: &[VoteBatch]) -> Result<voting::store::Applied, voting::store::StoreError> {
-        let mut ledger = self.ledger.lock().await;
-        let now = Utc::now();
-        if ledger.is_none() {
-            let since = now - chrono::TimeDelta::seconds(self.keep_spent_secs);
-            let mut loaded = SpentLedger::default();
-            for key in self.store.load_spent(since).await? {
-                loaded.insert(key, now.timestamp() + self.keep_spent_secs);
-            }
-            tracing::info!(challenges = loaded.len(), "loaded the captcha challenges counted recently");
-            *ledger = Some(loaded);
-        }
-        let ledger = ledger.as_mut().expect("loaded above");
-        let applied = self.store.apply(batches, ledger, self.keep_spent_secs).await?;
-        for (key, forget_at) in &applied.spent {
-            ledger.insert(*key, *forget_at);
-        }
-        ledger.purge(now.timestamp());
-        metrics::gauge!("paredao_consumer_spent_challenges").set(ledger.len() as f64);
-        Ok(applied)
     }
 
     /// Consumes until `stop` is cancelled, reconnecting whenever the broker goes away. On stop
@@ -129,12 +141,16 @@ impl Worker {
         let channel = connection.create_channel().await?;
         channel.basic_qos(self.consumer.prefetch, BasicQosOptions::default()).await?;
         self.topology.declare(&channel).await?;
+        // Dead letters are published (with their reason) on a confirm-mode channel of their
+        // own, and the original is acked only once the broker holds the copy.
+        let dead_letters = connection.create_channel().await?;
+        dead_letters.confirm_select(ConfirmSelectOptions::default()).await?;
         let tag = format!("paredao-consumer-{}", uuid::Uuid::new_v4());
         let mut deliveries = channel
             .basic_consume(self.topology.queue.as_str().into(), tag.as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
             .await?;
         if let Err(e) = self.store.ensure_indexes().await {
-            tracing::warn!(error = %e, "could not create the counters index yet");
+            tracing::warn!(error = %e, "could not create the store's indexes yet");
         }
         self.status.set_broker(true);
         backoff.reset();
@@ -156,7 +172,7 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            self.handle(held, stop).await?;
+            self.handle(held, &dead_letters, stop).await?;
         }
         // Stop taking messages; those prefetched and not acked go back to the queue on close.
         let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
@@ -165,54 +181,106 @@ impl Worker {
         Ok(())
     }
 
-    /// Writes the votes of `held` and acks them; dead-letters what does not decode. Returns
+    /// Counts the votes of `held` and acks them; dead-letters what cannot be counted. Returns
     /// without acking if told to stop while the store is down (the broker redelivers).
-    async fn handle(&self, held: Vec<Delivery>, stop: &CancellationToken) -> Result<(), lapin::Error> {
-        let mut batches = Vec::with_capacity(held.len());
-        let mut to_ack = Vec::with_capacity(held.len());
+    async fn handle(&self, held: Vec<Delivery>, dead_letters: &Channel, stop: &CancellationToken) -> Result<(), lapin::Error> {
+        let mut good: Vec<(VoteBatch, Delivery)> = Vec::with_capacity(held.len());
         for delivery in held {
             if delivery.redelivered {
                 metrics::counter!("paredao_consumer_redeliveries_total").increment(1);
             }
-            match VoteBatch::decode(&delivery.data) {
-                Ok(batch) => {
-                    batches.push(batch);
-                    to_ack.push(delivery);
-                }
-                Err(e) => {
-                    tracing::error!(
-                        error = %e,
-                        bytes = delivery.data.len(),
-                        message_id = ?delivery.properties.message_id(),
-                        "undecodable message sent to the dead-letter queue '{}'", self.topology.dead_letter_queue
-                    );
-                    metrics::counter!("paredao_consumer_messages_total", "outcome" => "dead_lettered").increment(1);
-                    delivery.nack(BasicNackOptions { requeue: false, ..Default::default() }).await?;
-                }
+            match self.decode(&delivery).await {
+                Ok(batch) => good.push((batch, delivery)),
+                Err((reason, detail)) => self.dead_letter(dead_letters, delivery, reason, &detail).await?,
             }
         }
-        if batches.is_empty() {
+        if good.is_empty() {
             return Ok(());
         }
 
-        let mut backoff = Backoff::default();
-        let started = std::time::Instant::now();
-        let applied = loop {
-            match self.apply(&batches).await {
-                Ok(applied) => {
-                    self.status.set_store(true);
-                    break applied;
+        let started = Instant::now();
+        let batches: Vec<VoteBatch> = good.iter().map(|(b, _)| b.clone()).collect();
+        match self.write(&batches, stop).await {
+            Written::Stopped => return Ok(()),
+            Written::Applied(applied) => {
+                self.counted(&applied, &batches, started);
+                for (_, delivery) in good {
+                    delivery.ack(BasicAckOptions::default()).await?;
                 }
-                Err(e) => {
-                    self.status.set_store(false);
-                    tracing::warn!(error = %e, messages = batches.len(), "writing the counters failed; retrying");
-                    tokio::select! {
-                        _ = stop.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+            Written::Refused(e) => {
+                tracing::warn!(error = %e, messages = good.len(), "the store refuses this write; trying its batches one by one");
+                for (batch, delivery) in good {
+                    let one = std::slice::from_ref(&batch);
+                    match self.write(one, stop).await {
+                        Written::Stopped => return Ok(()),
+                        Written::Applied(applied) => {
+                            self.counted(&applied, one, started);
+                            delivery.ack(BasicAckOptions::default()).await?;
+                        }
+                        Written::Refused(e) => self.dead_letter(dead_letters, delivery, "store_refused", &e.to_string()).await?,
                     }
                 }
             }
-        };
+        }
+        Ok(())
+    }
+
+    /// Decodes a message and checks it against the paredões the store holds; on failure, the
+    /// reason (a short code) and the detail.
+    async fn decode(&self, delivery: &Delivery) -> Result<VoteBatch, (&'static str, String)> {
+        let batch = VoteBatch::decode(&delivery.data).map_err(|e| (e.reason(), e.to_string()))?;
+        let mut known = self.paredoes.lock().await;
+        let mut checked = batch.check(|id| known.by_id.get(id));
+        let stale = known.loaded_at.is_none_or(|at| at.elapsed() >= RELOAD_PAREDOES_AFTER);
+        if checked.is_err() && stale {
+            match self.store.load_paredoes().await {
+                Ok(all) => {
+                    known.by_id = all.into_iter().map(|p| (p.id.clone(), p)).collect();
+                    known.loaded_at = Some(Instant::now());
+                    checked = batch.check(|id| known.by_id.get(id));
+                }
+                // Not knowing is not proof of poison: keep the message for the write, which
+                // waits for the store like any other.
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not load the paredões to check a batch; counting it unchecked");
+                    return Ok(batch);
+                }
+            }
+        }
+        checked.map(|()| batch).map_err(|e| (e.reason(), e.to_string()))
+    }
+
+    /// Applies `batches`, retrying for as long as the store is away; gives up only when the
+    /// store answers and still refuses them.
+    async fn write(&self, batches: &[VoteBatch], stop: &CancellationToken) -> Written {
+        let mut backoff = Backoff::default();
+        let mut attempts_while_reachable = 0;
+        loop {
+            let e = match self.store.apply(batches, self.remember_spent).await {
+                Ok(applied) => {
+                    self.status.set_store(true);
+                    return Written::Applied(applied);
+                }
+                Err(e) => e,
+            };
+            let reachable = self.store.ping().await.is_ok();
+            self.status.set_store(reachable);
+            if reachable && !e.is_transient() {
+                attempts_while_reachable += 1;
+                if e.is_permanent() || attempts_while_reachable >= ATTEMPTS_WHILE_REACHABLE {
+                    return Written::Refused(e);
+                }
+            }
+            tracing::warn!(error = %e, messages = batches.len(), reachable, "writing the counters failed; retrying");
+            tokio::select! {
+                _ = stop.cancelled() => return Written::Stopped,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+
+    fn counted(&self, applied: &Applied, batches: &[VoteBatch], started: Instant) {
         metrics::histogram!("paredao_consumer_write_seconds").record(started.elapsed().as_secs_f64());
         metrics::counter!("paredao_consumer_votes_persisted_total").increment(applied.votes);
         metrics::counter!("paredao_consumer_messages_total", "outcome" => "applied").increment(applied.batches as u64);
@@ -222,17 +290,58 @@ impl Worker {
         }
         if applied.replays > 0 {
             metrics::counter!("paredao_consumer_votes_discarded_total", "reason" => "captcha_already_used").increment(applied.replays);
-            tracing::warn!(votes = applied.replays, "discarded votes whose captcha challenge was already counted (a replay accepted by two replicas at once)");
+            tracing::warn!(
+                votes = applied.replays,
+                "discarded votes whose captcha challenge was already counted (a replay accepted by two replicas at once, or a retry after a 503)"
+            );
         }
         let now_ms = Utc::now().timestamp_millis();
-        for b in &batches {
+        for b in batches {
             metrics::histogram!("paredao_consumer_lag_seconds").record((now_ms - b.sealed_at_ms).max(0) as f64 / 1000.0);
         }
         tracing::debug!(messages = batches.len(), votes = applied.votes, "counted");
+    }
 
-        for delivery in to_ack {
-            delivery.ack(BasicAckOptions::default()).await?;
+    /// Moves `delivery` to the dead-letter queue with why: a copy with the reason in its
+    /// headers, confirmed by the broker, then the original acked. Should the copy fail, the
+    /// original is rejected, which dead-letters it through the queue's exchange (without the
+    /// reason, which the log line still has).
+    async fn dead_letter(&self, channel: &Channel, delivery: Delivery, reason: &'static str, detail: &str) -> Result<(), lapin::Error> {
+        tracing::error!(
+            reason,
+            error = detail,
+            bytes = delivery.data.len(),
+            message_id = ?delivery.properties.message_id(),
+            "a message that cannot be counted was sent to the dead-letter queue '{}'", self.topology.dead_letter_queue
+        );
+        metrics::counter!("paredao_consumer_messages_total", "outcome" => "dead_lettered").increment(1);
+        metrics::counter!("paredao_consumer_dead_lettered_total", "reason" => reason).increment(1);
+
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(ShortString::from("x-paredao-reason"), AMQPValue::LongString(reason.into()));
+        // Bounded: a detail quotes ids from the message, which may be long.
+        let detail: String = detail.chars().take(512).collect();
+        headers.insert(ShortString::from("x-paredao-detail"), AMQPValue::LongString(detail.as_str().into()));
+        headers.insert(ShortString::from("x-paredao-queue"), AMQPValue::LongString(self.topology.queue.as_str().into()));
+        let properties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
+        let copied = async {
+            channel
+                .basic_publish(
+                    self.topology.dead_letter_exchange.as_str().into(),
+                    "".into(),
+                    BasicPublishOptions { mandatory: true, ..Default::default() },
+                    &delivery.data,
+                    properties,
+                )
+                .await?
+                .await
+        };
+        match tokio::time::timeout(Duration::from_secs(5), copied).await {
+            Ok(Ok(Confirmation::Ack(None))) => delivery.ack(BasicAckOptions::default()).await.map(drop),
+            other => {
+                tracing::warn!(outcome = ?other.map(|r| r.map(|_| ())), "could not copy a dead letter with its reason; rejecting it instead");
+                delivery.nack(BasicNackOptions { requeue: false, ..Default::default() }).await.map(drop)
+            }
         }
-        Ok(())
     }
 }

@@ -4,6 +4,7 @@
 //! (`local` by default, or `production`), then environment variables prefixed `APP_` with `__`
 //! between levels: `APP_APPLICATION__PORT=8081`, `APP_BROKER__URL=amqp://…`.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -39,18 +40,44 @@ pub struct ApplicationSettings {
     pub paredoes_refresh_ms: u64,
     pub results_refresh_ms: u64,
     /// Peers whose X-Real-IP / X-Forwarded-For headers are believed: the nginx in front, as
-    /// addresses or networks (`10.42.0.0/16` where the proxy's address is not fixed).
+    /// addresses or networks (`10.42.0.0/16` where the proxy's address is not fixed). A YAML
+    /// list, or from the environment a comma-separated one:
+    /// `APP_APPLICATION__TRUSTED_PROXIES=10.0.0.0/8,127.0.0.1`.
+    #[serde(deserialize_with = "crate::ip_net::list")]
     pub trusted_proxies: Vec<crate::ip_net::IpNet>,
+    /// A request's header lines together (names and values), at most; beyond it 431.
+    pub max_header_bytes: NonZeroUsize,
+    /// How many header lines a request may carry; beyond it 431.
+    pub max_headers: NonZeroUsize,
 }
 
-/// Votes per client address, per API replica (nginx has a coarser limit across replicas).
+/// Requests per client address, per API replica (nginx has a coarser limit across replicas).
 #[derive(Debug, Clone, Deserialize)]
 pub struct RateLimitSettings {
-    /// The steady rate a key may sustain.
+    /// Votes: the steady rate a key may sustain.
     pub per_second: f64,
-    /// How many requests a key that has been idle may make at once.
+    /// Votes: how many a key that has been idle may cast at once.
     pub burst: u32,
+    /// Off: neither votes nor challenges are limited (the benchmark, one address for a crowd).
     pub enabled: bool,
+    /// Challenge requests, limited apart from votes.
+    pub challenges: Rate,
+    /// Addresses each limiter (votes, challenges) remembers at most; beyond it the least
+    /// recently seen is forgotten (and has its full burst again).
+    pub max_clients: NonZeroUsize,
+}
+
+/// A steady rate and the burst allowed on top of it.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+impl RateLimitSettings {
+    pub fn votes(&self) -> Rate {
+        Rate { per_second: self.per_second, burst: self.burst }
+    }
 }
 
 /// How much work one API replica holds at once; beyond it a request is refused at once with
@@ -151,6 +178,10 @@ pub struct CaptchaSettings {
     pub hmac_key: SecretString,
     /// How long a challenge may be solved and spent.
     pub expires_secs: u64,
+    /// Spent challenges one API replica remembers, at most (~40 bytes each). Beyond it the
+    /// ones nearest their expiry are forgotten first; a replay of one is accepted by the API
+    /// and then not counted by the store.
+    pub spent_remembered_max: std::num::NonZeroUsize,
     pub difficulty: DifficultySettings,
     /// Required with `mode: external`.
     #[serde(default)]
@@ -215,11 +246,85 @@ pub struct DifficultySettings {
     pub window_secs: u64,
     pub free_per_window: u32,
     pub growth: f64,
+    /// Clients (addresses and cookies, each a key) remembered at most; beyond it the least
+    /// recently seen is forgotten and starts again at `base`.
+    pub max_clients: NonZeroUsize,
 }
 
 impl CaptchaSettings {
     pub fn hmac_key(&self) -> &str {
         self.hmac_key.expose_secret()
+    }
+}
+
+/// What deployment examples put where a secret goes (`k8s/secrets.example.yaml`): a service
+/// started with it would sign with, or accept, a value anybody can read.
+pub const PLACEHOLDER_SECRET: &str = "change-me";
+
+/// A secret a service needs is unset or still the placeholder. Names the setting and the
+/// variable that sets it, so start-up fails with one line that says what to do.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{setting} is {problem}: set {variable}")]
+pub struct SecretNotSet {
+    pub setting: &'static str,
+    pub variable: &'static str,
+    pub problem: &'static str,
+}
+
+/// One secret setting: its name, its variable, its value, and whether it may be empty.
+struct SecretSetting<'a> {
+    setting: &'static str,
+    variable: &'static str,
+    value: &'a SecretString,
+    required: bool,
+}
+
+impl SecretSetting<'_> {
+    fn check(&self) -> Result<(), SecretNotSet> {
+        let value = self.value.expose_secret().trim();
+        let problem = if value == PLACEHOLDER_SECRET {
+            "the placeholder 'change-me'"
+        } else if value.is_empty() && self.required {
+            "not set"
+        } else {
+            return Ok(());
+        };
+        Err(SecretNotSet { setting: self.setting, variable: self.variable, problem })
+    }
+}
+
+impl Settings {
+    /// The API's secrets: the captcha key (it signs challenges and client cookies, whatever the
+    /// mode), the provider secret in `external` mode, the admin token (empty: the admin
+    /// endpoints are off), the broker and store URLs (they carry credentials). Checked before
+    /// anything connects.
+    pub fn check_api_secrets(&self) -> Result<(), SecretNotSet> {
+        let mut secrets = self.shared_secrets(true);
+        if let (CaptchaMode::External, Some(external)) = (self.captcha.mode, &self.captcha.external) {
+            secrets.push(SecretSetting {
+                setting: "captcha.external.secret",
+                variable: "APP_CAPTCHA__EXTERNAL__SECRET",
+                value: &external.secret,
+                required: true,
+            });
+        }
+        secrets.iter().try_for_each(SecretSetting::check)
+    }
+
+    /// The consumer's: the broker and store URLs. It signs nothing, so the captcha key and admin
+    /// token may be unset, but a placeholder in them says the deployment's Secret was never
+    /// filled in, and is refused all the same.
+    pub fn check_consumer_secrets(&self) -> Result<(), SecretNotSet> {
+        self.shared_secrets(false).iter().try_for_each(SecretSetting::check)
+    }
+
+    fn shared_secrets(&self, signs: bool) -> Vec<SecretSetting<'_>> {
+        vec![
+            SecretSetting { setting: "captcha.hmac_key", variable: "APP_CAPTCHA__HMAC_KEY", value: &self.captcha.hmac_key, required: signs },
+            SecretSetting { setting: "admin.token", variable: "APP_ADMIN__TOKEN", value: &self.admin.token, required: false },
+            SecretSetting { setting: "broker.url", variable: "APP_BROKER__URL", value: &self.broker.url, required: true },
+            SecretSetting { setting: "store.url", variable: "APP_STORE__URL", value: &self.store.url, required: true },
+        ]
     }
 }
 
@@ -249,12 +354,20 @@ pub fn configuration_dir() -> PathBuf {
 }
 
 pub fn get_configuration() -> Result<Settings, config::ConfigError> {
+    configuration_from(None)
+}
+
+/// The layers over `variables` instead of the process's environment when given (for tests).
+fn configuration_from(variables: Option<config::Map<String, String>>) -> Result<Settings, config::ConfigError> {
     let dir = configuration_dir();
     let environment = std::env::var("APP_ENVIRONMENT").unwrap_or_else(|_| "local".into());
+    // Every variable stays a string (no `try_parsing`: it would turn a token made of digits
+    // into a number and drop its leading zeros); the fields that take lists from a variable
+    // split it themselves (`ip_net::list`).
     config::Config::builder()
         .add_source(config::File::from(dir.join("base.yaml")))
         .add_source(config::File::from(dir.join(format!("{environment}.yaml"))).required(false))
-        .add_source(config::Environment::with_prefix("APP").prefix_separator("_").separator("__"))
+        .add_source(config::Environment::with_prefix("APP").prefix_separator("_").separator("__").source(variables))
         .build()?
         .try_deserialize()
 }
@@ -269,5 +382,88 @@ mod tests {
         assert!(!settings.seed.is_empty(), "local.yaml seeds a paredão");
         assert!(settings.batcher.max_votes > 1);
         assert!(settings.store.url().contains("retryWrites=false"));
+    }
+
+    fn from_variables(pairs: &[(&str, &str)]) -> Result<Settings, config::ConfigError> {
+        configuration_from(Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_environment_as_a_comma_separated_list_of_networks() {
+        let settings = from_variables(&[("APP_APPLICATION__TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,fd00::/8")]).expect("parses");
+        let trusted = &settings.application.trusted_proxies;
+        assert_eq!(trusted.len(), 3);
+        let contains = |ip: &str| trusted.iter().any(|net| net.contains(ip.parse().unwrap()));
+        assert!(contains("10.42.7.9") && contains("127.0.0.1") && contains("fd12::1"));
+        assert!(!contains("192.168.0.1"));
+
+        let one = from_variables(&[("APP_APPLICATION__TRUSTED_PROXIES", "172.28.0.10")]).expect("parses");
+        assert_eq!(one.application.trusted_proxies, vec!["172.28.0.10".parse().unwrap()]);
+    }
+
+    #[test]
+    fn a_bad_network_in_the_environment_fails_naming_it() {
+        let error = from_variables(&[("APP_APPLICATION__TRUSTED_PROXIES", "10.0.0.0/8,nginx")]).unwrap_err().to_string();
+        assert!(error.contains("'nginx' is not an IP address or network"), "{error}");
+    }
+
+    #[test]
+    fn tokens_made_of_digits_stay_as_written() {
+        let settings = from_variables(&[("APP_ADMIN__TOKEN", "007"), ("APP_CAPTCHA__HMAC_KEY", "0123456789")]).expect("parses");
+        assert_eq!(settings.admin.token(), Some("007"));
+        assert_eq!(settings.captcha.hmac_key(), "0123456789");
+    }
+
+    fn with_secrets(hmac_key: &str, admin_token: &str) -> Settings {
+        let mut settings = get_configuration().expect("parses");
+        settings.captcha.hmac_key = hmac_key.to_string().into();
+        settings.admin.token = admin_token.to_string().into();
+        settings
+    }
+
+    #[test]
+    fn the_api_refuses_a_placeholder_or_missing_captcha_key_and_a_placeholder_token() {
+        let refused = |s: Settings| s.check_api_secrets().unwrap_err().to_string();
+        assert_eq!(refused(with_secrets("change-me", "")), "captcha.hmac_key is the placeholder 'change-me': set APP_CAPTCHA__HMAC_KEY");
+        assert_eq!(refused(with_secrets("", "")), "captcha.hmac_key is not set: set APP_CAPTCHA__HMAC_KEY");
+        assert_eq!(refused(with_secrets("a-real-key", "change-me")), "admin.token is the placeholder 'change-me': set APP_ADMIN__TOKEN");
+        let mut placeholder_url = with_secrets("a-real-key", "");
+        placeholder_url.broker.url = "change-me".to_string().into();
+        assert!(refused(placeholder_url).starts_with("broker.url is the placeholder"));
+        // An empty admin token is how the admin endpoints are turned off.
+        assert_eq!(with_secrets("a-real-key", "").check_api_secrets(), Ok(()));
+        assert_eq!(with_secrets("a-real-key", "a-real-token").check_api_secrets(), Ok(()));
+    }
+
+    #[test]
+    fn the_external_providers_secret_is_required_in_external_mode() {
+        let mut settings = with_secrets("a-real-key", "");
+        settings.captcha.mode = CaptchaMode::External;
+        settings.captcha.external = Some(ExternalCaptchaSettings {
+            provider: Provider::Turnstile,
+            secret: "change-me".to_string().into(),
+            verify_url: None,
+            min_score: None,
+            timeout_ms: 1000,
+        });
+        assert_eq!(settings.check_api_secrets().unwrap_err().setting, "captcha.external.secret");
+    }
+
+    #[test]
+    fn the_consumer_needs_no_captcha_key_but_refuses_placeholders() {
+        assert_eq!(with_secrets("", "").check_consumer_secrets(), Ok(()));
+        assert_eq!(with_secrets("change-me", "").check_consumer_secrets().unwrap_err().setting, "captcha.hmac_key");
+        let mut settings = with_secrets("", "");
+        settings.store.url = " change-me ".to_string().into();
+        assert_eq!(settings.check_consumer_secrets().unwrap_err().setting, "store.url");
+    }
+
+    #[test]
+    fn the_shipped_configuration_has_no_usable_secret() {
+        // base.yaml leaves the key empty: nothing committed can sign a challenge.
+        let settings = get_configuration().expect("parses");
+        if std::env::var_os("APP_CAPTCHA__HMAC_KEY").is_none() {
+            assert!(settings.check_api_secrets().is_err());
+        }
     }
 }

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -62,6 +63,38 @@ impl TryFrom<String> for IpNet {
     fn try_from(s: String) -> Result<Self, Self::Error> {
         s.parse()
     }
+}
+
+/// A list of networks, as YAML writes it (`["10.0.0.0/8", "127.0.0.1"]`) or as an environment
+/// variable can (`10.0.0.0/8,127.0.0.1`): the config crate hands a variable over as one string.
+/// Empty entries are skipped, so an empty variable trusts no proxy at all.
+///
+/// # Errors
+/// An entry that is not an address or a network, named in the message.
+pub fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    struct List;
+
+    impl<'de> Visitor<'de> for List {
+        type Value = Vec<IpNet>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of IP addresses or networks, or one string of them separated by commas")
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            text.split(',').map(str::trim).filter(|t| !t.is_empty()).map(|t| t.parse().map_err(E::custom)).collect()
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut nets = Vec::new();
+            while let Some(net) = seq.next_element::<IpNet>()? {
+                nets.push(net);
+            }
+            Ok(nets)
+        }
+    }
+
+    deserializer.deserialize_any(List)
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ pub mod paredao;
 pub mod periodic;
 pub mod shutdown;
 pub mod slug;
-pub mod spent_ledger;
 pub mod store;
 pub mod tally;
 pub mod telemetry;

@@ -6,22 +6,41 @@
 //!   thing the read side ever loads, a few documents per paredão-hour.
 //! - `applied_batches`: the id of every vote batch already counted. It is written in the same
 //!   transaction as the increments, so a batch's votes are counted together with its id or not
-//!   at all; a redelivered batch finds its id and is skipped. That is "exactly once". Each
-//!   record also lists the captcha challenges its votes spent (`k`), so that a restarted
-//!   consumer knows which ones were already counted (see `spent_ledger`).
+//!   at all; a redelivered batch finds its id and is skipped. That is "exactly once".
+//! - `spent_challenges`: the captcha challenges counted, one document per batch listing its
+//!   challenges (`k`) under a unique index on `k`, written in the same transaction. A second vote
+//!   spending the same challenge (a replay accepted by two API replicas at once, or a viewer's
+//!   resend after a 503) cannot be recorded again, whichever consumer applies it: the unique
+//!   index makes the store, not any one consumer's memory, the judge. Two consumers racing on
+//!   one challenge conflict, and the loser's retry sees the winner's document. Each document
+//!   expires (TTL index on `forget_at`) a fixed time after it was *counted*, not after its vote
+//!   was cast: see `Store::apply`.
+//!
+//! Why the store and not a queue partitioned by challenge (a consistent-hash exchange with one
+//! active consumer per partition, so that one consumer's memory is authoritative): the API would
+//! have to split each group commit into one message per partition, multiplying the messages and
+//! confirms per vote by the partition count (the broker's cost is per message, #16), and
+//! consumers could never outnumber partitions. Here the cost is one index entry per vote inside a
+//! transaction the consumer already makes, and one document per batch (a document per vote cost
+//! the local stand-in a third more; measured in BENCHMARKS.md). The index is not even read
+//! while there are no replays: the insert is the check, and only a transaction that trips over
+//! the unique index is retried with a lookup of the challenges it carries.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use futures::TryStreamExt;
 
 use bson::{DateTime as BsonDateTime, Document, doc};
 use chrono::{DateTime, Utc};
-use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
+use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions, WriteConcern};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::configuration::StoreSettings;
-use crate::spent_ledger::{SpentLedger, key_of};
 use crate::paredao::{Paredao, ParedaoId, ParedaoSpec, Participant, ParticipantId};
 use crate::tally::{CounterKey, Tally};
 use crate::vote::VoteBatch;
@@ -34,10 +53,54 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// True when the store refused the data itself, so that trying the same write again cannot
+    /// succeed (a document too large, a value it does not accept). Anything else — the store
+    /// away, a timeout, a conflict — may pass when retried.
+    pub fn is_permanent(&self) -> bool {
+        use mongodb::error::{ErrorKind, WriteFailure};
+        // BadValue, FailedToParse, TypeMismatch, InvalidBSON, DollarPrefixedFieldName,
+        // EmptyFieldName, DottedFieldName, DocumentValidationFailure, BSONObjectTooLarge, KeyTooLong.
+        const DATA_REFUSED: [i32; 10] = [2, 9, 14, 22, 52, 56, 57, 121, 10334, 17280];
+        match self {
+            StoreError::Corrupt(_) => false,
+            StoreError::Mongo(e) => match e.kind.as_ref() {
+                ErrorKind::Write(WriteFailure::WriteError(w)) => DATA_REFUSED.contains(&w.code),
+                ErrorKind::InsertMany(m) => m.write_errors.as_ref().is_some_and(|ws| ws.iter().any(|w| DATA_REFUSED.contains(&w.code))),
+                ErrorKind::Command(c) => DATA_REFUSED.contains(&c.code),
+                ErrorKind::BsonSerialization(_) | ErrorKind::InvalidArgument { .. } => true,
+                _ => false,
+            },
+        }
+    }
+}
+
+impl StoreError {
+    /// True when the error says the store is away or busy (a network error, no server to
+    /// select, an error the server labels transient): retried for as long as it lasts.
+    pub fn is_transient(&self) -> bool {
+        use mongodb::error::ErrorKind;
+        match self {
+            StoreError::Corrupt(_) => false,
+            StoreError::Mongo(e) => {
+                e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
+                    || e.contains_label(mongodb::error::RETRYABLE_WRITE_ERROR)
+                    || e.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                    || matches!(
+                        e.kind.as_ref(),
+                        ErrorKind::Io(_) | ErrorKind::ServerSelection { .. } | ErrorKind::ConnectionPoolCleared { .. }
+                    )
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     client: Client,
     db: Database,
+    /// The last transaction met a replay: look the next one's challenges up first.
+    replays_seen: Arc<AtomicBool>,
 }
 
 /// What one `apply` did.
@@ -50,11 +113,8 @@ pub struct Applied {
     /// Votes counted now.
     pub votes: u64,
     /// Votes not counted because their captcha challenge had been counted already (a replay
-    /// that reached two API replicas at once).
+    /// that reached two API replicas at once, or a retry after a 503 whose first copy got through).
     pub replays: u64,
-    /// The challenge keys counted now, with when they may be forgotten: for the ledger, once
-    /// the transaction has committed.
-    pub spent: Vec<(u128, i64)>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -75,6 +135,10 @@ struct CounterDoc {
     votes: i64,
 }
 
+/// Challenge keys looked up per query: a full write (hundreds of batches of hundreds of votes)
+/// would otherwise make one query document of megabytes.
+const SPENT_LOOKUP_CHUNK: usize = 5_000;
+
 /// Transactions can fail for reasons that go away when retried (write conflicts with another
 /// consumer, a commit whose outcome is unknown); everything else is returned.
 const MAX_TRANSACTION_ATTEMPTS: u32 = 5;
@@ -89,7 +153,7 @@ impl Store {
         options.app_name.get_or_insert_with(|| "paredao".into());
         let client = Client::with_options(options)?;
         let db = client.database(&settings.database);
-        Ok(Self { client, db })
+        Ok(Self { client, db, replays_seen: Arc::default() })
     }
 
     fn paredoes(&self) -> Collection<ParedaoDoc> {
@@ -100,6 +164,9 @@ impl Store {
     }
     fn applied_batches(&self) -> Collection<Document> {
         self.db.collection("applied_batches")
+    }
+    fn spent_challenges(&self) -> Collection<Document> {
+        self.db.collection("spent_challenges")
     }
     /// Operational switches shared by every replica (one document each).
     fn switches(&self) -> Collection<Document> {
@@ -120,6 +187,11 @@ impl Store {
         Ok(())
     }
 
+    /// A command against the `admin` database: for tests (failpoints) and operators' tools.
+    pub async fn admin_command(&self, command: Document) -> Result<Document, StoreError> {
+        Ok(self.client.database("admin").run_command(command).await?)
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.db.run_command(doc! { "ping": 1 }).await?;
         Ok(())
@@ -129,29 +201,25 @@ impl Store {
         self.counters()
             .create_index(IndexModel::builder().keys(doc! { "paredao": 1, "hour": 1 }).build())
             .await?;
-        // A restarting consumer reads the last minutes of applied batches, not all of them.
-        self.applied_batches()
-            .create_index(IndexModel::builder().keys(doc! { "applied_at": 1 }).build())
+        self.spent_challenges()
+            .create_index(IndexModel::builder().keys(doc! { "k": 1 }).options(IndexOptions::builder().unique(true).build()).build())
+            .await?;
+        // The store forgets counted challenges by itself once no copy of their votes can still
+        // be on its way (MongoDB's TTL monitor sweeps every minute).
+        self.spent_challenges()
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "forget_at": 1 })
+                    .options(IndexOptions::builder().expire_after(Duration::ZERO).build())
+                    .build(),
+            )
             .await?;
         Ok(())
     }
 
-    /// The challenge keys of the batches applied since `since`: what a starting consumer must
-    /// know to go on refusing replays of challenges that may still be spent.
-    pub async fn load_spent(&self, since: DateTime<Utc>) -> Result<Vec<u128>, StoreError> {
-        let mut cursor = self
-            .applied_batches()
-            .find(doc! { "applied_at": { "$gte": BsonDateTime::from_chrono(since) }, "k.0": { "$exists": true } })
-            .projection(doc! { "k": 1 })
-            .await?;
-        use futures::TryStreamExt;
-        let mut keys = Vec::new();
-        while let Some(d) = cursor.try_next().await? {
-            if let Ok(k) = d.get_array("k") {
-                keys.extend(k.iter().filter_map(|v| v.as_str().map(key_of)));
-            }
-        }
-        Ok(keys)
+    /// How many batches' counted challenges the store remembers (for tests).
+    pub async fn spent_challenge_records(&self) -> Result<u64, StoreError> {
+        Ok(self.spent_challenges().count_documents(doc! {}).await?)
     }
 
     /// Creates or replaces a paredão by id.
@@ -168,7 +236,6 @@ impl Store {
     }
 
     pub async fn load_paredoes(&self) -> Result<Vec<Paredao>, StoreError> {
-        use futures::TryStreamExt;
         let docs: Vec<ParedaoDoc> = self.paredoes().find(doc! {}).await?.try_collect().await?;
         docs.into_iter()
             .map(|d| {
@@ -186,7 +253,6 @@ impl Store {
 
     /// Every counter, folded into one tally. Cheap: a few documents per paredão-hour.
     pub async fn load_counters(&self) -> Result<Tally, StoreError> {
-        use futures::TryStreamExt;
         let mut tally = Tally::default();
         let mut cursor = self.counters().clone_with_type::<CounterDoc>().find(doc! {}).await?;
         while let Some(c) = cursor.try_next().await? {
@@ -202,17 +268,32 @@ impl Store {
     }
 
     /// Counts the votes of the batches not counted before, in one transaction with the record
-    /// of their ids. Safe to call again with the same batches: they are then skipped. A vote
-    /// whose challenge is in `spent` (or spent by an earlier vote of this call) is not counted;
-    /// the challenges counted now are returned, to be kept for `keep_secs` after their vote.
-    pub async fn apply(&self, batches: &[VoteBatch], spent: &SpentLedger, keep_secs: i64) -> Result<Applied, StoreError> {
+    /// of their ids and of the challenges they spent. Safe to call again with the same batches:
+    /// they are then skipped. A vote whose challenge was counted before (by any consumer, or
+    /// earlier in this call) is not counted.
+    ///
+    /// A counted challenge is remembered for `remember` after this call. That window runs from
+    /// the counting, not from the vote: two copies of one challenge's vote were both accepted
+    /// before the challenge expired, so they entered the queue at most one challenge lifetime
+    /// apart, and a FIFO queue hands them out at most that far apart (less while a backlog
+    /// drains faster than votes arrive) plus the time a consumer holds its prefetch. However
+    /// old the backlog, the second copy meets the first one's record if `remember` is at least
+    /// twice the challenge lifetime plus that slack — which is what the consumer passes.
+    pub async fn apply(&self, batches: &[VoteBatch], remember: Duration) -> Result<Applied, StoreError> {
         let mut attempt = 1;
+        // Without replays (nearly always) the insert alone checks the challenges; after one, the
+        // next transactions look them up first rather than trip and start again.
+        let mut look_up = self.replays_seen.load(Ordering::Relaxed);
         loop {
-            match self.try_apply(batches, spent, keep_secs).await {
-                Ok(applied) => return Ok(applied),
+            match self.try_apply(batches, remember, look_up).await {
+                Ok(applied) => {
+                    self.replays_seen.store(applied.replays > 0, Ordering::Relaxed);
+                    return Ok(applied);
+                }
                 Err(e) if attempt < MAX_TRANSACTION_ATTEMPTS && is_retryable(&e) => {
                     tracing::debug!(error = %e, attempt, "retrying the counters transaction");
                     attempt += 1;
+                    look_up = true;
                     tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
                 }
                 Err(e) => return Err(e.into()),
@@ -220,7 +301,7 @@ impl Store {
         }
     }
 
-    async fn try_apply(&self, batches: &[VoteBatch], spent: &SpentLedger, keep_secs: i64) -> mongodb::error::Result<Applied> {
+    async fn try_apply(&self, batches: &[VoteBatch], remember: Duration, look_up: bool) -> mongodb::error::Result<Applied> {
         let ids: Vec<String> = batches.iter().map(|b| b.id.to_string()).collect();
         let mut session = self.client.start_session().await?;
         // The consumer acks once this commit returns, so it must be on disk on a majority of the
@@ -257,33 +338,56 @@ impl Store {
             return Ok(Applied { batches: 0, duplicates, ..Default::default() });
         }
 
-        // Fold the fresh batches' votes, leaving out replayed challenges; each batch record
-        // lists the challenges it counted.
+        // The challenges these votes spent that were counted before, read inside the
+        // transaction when asked to (see `apply`): a consumer counting one of them concurrently
+        // makes one of the two commits conflict, and the retry reads what the other committed.
+        let mut spent: HashSet<String> = HashSet::new();
+        if look_up {
+            let keys: Vec<&str> = fresh.iter().flat_map(|(b, _)| b.votes.iter().filter_map(|v| v.challenge.as_deref())).collect();
+            for chunk in keys.chunks(SPENT_LOOKUP_CHUNK) {
+                let asked: HashSet<&str> = chunk.iter().copied().collect();
+                let mut cursor = self
+                    .spent_challenges()
+                    .find(doc! { "k": { "$in": chunk } })
+                    .projection(doc! { "k": 1 })
+                    .session(&mut session)
+                    .await?;
+                while let Some(d) = cursor.next(&mut session).await {
+                    if let Ok(k) = d?.get_array("k") {
+                        spent.extend(k.iter().filter_map(|v| v.as_str()).filter(|k| asked.contains(k)).map(str::to_owned));
+                    }
+                }
+            }
+        }
+
+        // Fold the fresh batches' votes, leaving out replayed challenges (`spent` grows as we
+        // go, so a replay inside this call is caught too).
         let mut tally = Tally::default();
-        let mut counted_now: HashSet<u128> = HashSet::new();
-        let mut new_spent = Vec::new();
+        let mut spent_now = Vec::new();
         let mut replays = 0;
-        let now = BsonDateTime::from_chrono(Utc::now());
+        let now = Utc::now();
+        let applied_at = BsonDateTime::from_chrono(now);
+        let forget_at = BsonDateTime::from_chrono(now + chrono::TimeDelta::from_std(remember).unwrap_or(chrono::TimeDelta::MAX));
         let mut records = Vec::with_capacity(fresh.len());
         for (batch, id) in &fresh {
             let mut keys = Vec::new();
             for vote in &batch.votes {
                 if let Some(k) = vote.challenge.as_deref() {
-                    let key = key_of(k);
-                    if spent.contains(key) || !counted_now.insert(key) {
+                    if !spent.insert(k.to_owned()) {
                         replays += 1;
                         continue;
                     }
                     keys.push(k);
-                    new_spent.push((key, vote.cast_at_ms / 1000 + keep_secs));
                 }
                 tally.add(vote);
             }
-            records.push(if keys.is_empty() {
-                doc! { "_id": *id, "applied_at": now }
-            } else {
-                doc! { "_id": *id, "applied_at": now, "k": keys }
-            });
+            if !keys.is_empty() {
+                spent_now.push(doc! { "_id": *id, "k": keys, "forget_at": forget_at });
+            }
+            records.push(doc! { "_id": *id, "applied_at": applied_at });
+        }
+        if !spent_now.is_empty() {
+            self.spent_challenges().insert_many(spent_now).session(&mut session).await?;
         }
         self.applied_batches().insert_many(records).session(&mut session).await?;
 
@@ -305,7 +409,7 @@ impl Store {
                 .await?;
         }
         commit(&mut session).await?;
-        Ok(Applied { batches: fresh.len(), duplicates, votes: tally.total(), replays, spent: new_spent })
+        Ok(Applied { batches: fresh.len(), duplicates, votes: tally.total(), replays })
     }
 
     /// Drops the database: for tests, which each own one.

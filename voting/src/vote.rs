@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
-use crate::paredao::{ParedaoId, ParticipantId};
+use crate::paredao::{Paredao, ParedaoId, ParticipantId};
 
 /// One accepted vote, as it travels inside a batch. Field names are one letter because a batch
 /// holds hundreds of them and every byte crosses the broker and its disk.
@@ -29,6 +29,16 @@ pub struct Vote {
 /// How much of a challenge digest identifies it: 128 bits, collision-free in practice for the
 /// few minutes a challenge lives, and half the bytes of the full digest in every message.
 pub const CHALLENGE_KEY_CHARS: usize = 32;
+
+/// A challenge key as a number: the 32 hex digits the vote carries (how an API replica holds
+/// millions of them: about 40 bytes each with the map's overhead, against over 100 as a `String`).
+pub fn challenge_key(challenge: &str) -> u128 {
+    u128::from_str_radix(challenge, 16).unwrap_or_else(|_| {
+        // Digests are hex; anything else still needs a stable identity rather than a panic.
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        u128::from(BuildHasherDefault::<DefaultHasher>::default().hash_one(challenge))
+    })
+}
 
 impl Vote {
     pub fn new(paredao: ParedaoId, participant: ParticipantId, cast_at: DateTime<Utc>) -> Self {
@@ -73,7 +83,80 @@ pub enum DecodeError {
 const EARLIEST_CAST_MS: i64 = 946_684_800_000;
 const LATEST_CAST_MS: i64 = 7_258_118_400_000;
 
+/// Why a decoded batch cannot be counted: it is not something our API could have sent for the
+/// paredões the store holds. Retrying cannot cure it, so the message is dead-lettered with
+/// `reason()`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InvalidVote {
+    #[error("vote {index} is for paredão '{paredao}', which the store does not hold")]
+    UnknownParedao { index: usize, paredao: String },
+    #[error("vote {index} is for '{participant}', who is not in paredão '{paredao}'")]
+    UnknownParticipant { index: usize, paredao: String, participant: String },
+    #[error("vote {index} was cast at {t} ms since the epoch, outside paredão '{paredao}''s opening (allowing {skew_secs} s of clock skew)")]
+    CastOutsideWindow { index: usize, paredao: String, t: i64, skew_secs: i64 },
+    #[error("vote {index} carries a challenge key that is not {CHALLENGE_KEY_CHARS} lowercase hex digits (one spelling per challenge, so one document per challenge)")]
+    MalformedChallenge { index: usize },
+}
+
+impl InvalidVote {
+    /// A short machine-readable reason, for the dead-letter header and the metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            InvalidVote::UnknownParedao { .. } => "unknown_paredao",
+            InvalidVote::UnknownParticipant { .. } => "unknown_participant",
+            InvalidVote::CastOutsideWindow { .. } => "cast_outside_window",
+            InvalidVote::MalformedChallenge { .. } => "malformed_challenge",
+        }
+    }
+}
+
+impl DecodeError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::Malformed(_) => "malformed",
+            DecodeError::Empty => "empty_batch",
+            DecodeError::CastTimeOutOfRange { .. } => "cast_time_out_of_range",
+        }
+    }
+}
+
+/// How far outside a paredão's opening a vote's cast time may lie: the API replicas stamp votes
+/// with their own clocks and check the opening with them, and clocks drift apart a little.
+pub const CAST_SKEW_SECS: i64 = 120;
+
 impl VoteBatch {
+    /// Checks every vote against the paredões the store holds: known paredão and participant,
+    /// cast inside the opening (± `CAST_SKEW_SECS`), a well-formed challenge key.
+    pub fn check<'a>(&self, paredao_of: impl Fn(&ParedaoId) -> Option<&'a Paredao>) -> Result<(), InvalidVote> {
+        for (index, vote) in self.votes.iter().enumerate() {
+            let paredao = paredao_of(&vote.paredao)
+                .ok_or_else(|| InvalidVote::UnknownParedao { index, paredao: vote.paredao.to_string() })?;
+            if paredao.participant(vote.participant.as_str()).is_none() {
+                return Err(InvalidVote::UnknownParticipant {
+                    index,
+                    paredao: vote.paredao.to_string(),
+                    participant: vote.participant.to_string(),
+                });
+            }
+            let skew_ms = CAST_SKEW_SECS * 1000;
+            let window = paredao.opens_at.timestamp_millis() - skew_ms..=paredao.closes_at.timestamp_millis() + skew_ms;
+            if !window.contains(&vote.cast_at_ms) {
+                return Err(InvalidVote::CastOutsideWindow {
+                    index,
+                    paredao: vote.paredao.to_string(),
+                    t: vote.cast_at_ms,
+                    skew_secs: CAST_SKEW_SECS,
+                });
+            }
+            if let Some(k) = &vote.challenge
+                && !(k.len() == CHALLENGE_KEY_CHARS && k.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            {
+                return Err(InvalidVote::MalformedChallenge { index });
+            }
+        }
+        Ok(())
+    }
+
     pub fn seal(votes: Vec<Vote>, now: DateTime<Utc>) -> Self {
         // v7 ids sort by time, which keeps the applied-batch index append-mostly.
         Self { id: Uuid::now_v7(), sealed_at_ms: now.timestamp_millis(), votes }
@@ -137,6 +220,45 @@ mod tests {
         assert_eq!(spent.challenge.as_deref(), Some(&digest[..CHALLENGE_KEY_CHARS]));
         let batch = VoteBatch::seal(vec![spent], Utc::now());
         assert_eq!(VoteBatch::decode(&batch.encode()).unwrap(), batch);
+    }
+
+    #[test]
+    fn challenge_keys_are_the_number_their_hex_spells_and_anything_else_still_has_one() {
+        assert_eq!(challenge_key("ff"), 255);
+        assert_eq!(challenge_key(&"a".repeat(32)), u128::MAX / 15 * 10);
+        assert_eq!(challenge_key("not hex"), challenge_key("not hex"));
+        assert_ne!(challenge_key("not hex"), challenge_key("also not hex"));
+    }
+
+    #[test]
+    fn a_batch_is_checked_against_the_paredoes_the_store_holds() {
+        let open = chrono::Utc.with_ymd_and_hms(2026, 11, 22, 20, 0, 0).unwrap();
+        let paredao = Paredao::new(crate::paredao::ParedaoSpec {
+            id: ParedaoId::parse("p1").unwrap(),
+            title: "P1".into(),
+            participants: ["ana", "bia"]
+                .iter()
+                .map(|id| crate::paredao::Participant { id: ParticipantId::parse(*id).unwrap(), name: id.to_string(), photo_url: None })
+                .collect(),
+            opens_at: open,
+            closes_at: open + chrono::Duration::hours(2),
+        })
+        .unwrap();
+        let known = |id: &ParedaoId| (id == &paredao.id).then_some(&paredao);
+        let at = open.timestamp_millis() + 1000;
+        let check = |votes: Vec<Vote>| VoteBatch::seal(votes, Utc::now()).check(known);
+
+        assert_eq!(check(vec![vote("p1", "ana", at), vote("p1", "bia", at).spending(&"ab".repeat(32))]), Ok(()));
+        assert_eq!(check(vec![vote("p1", "ana", open.timestamp_millis() - 60_000)]), Ok(()), "inside the skew");
+        assert_eq!(check(vec![vote("p1", "ana", at), vote("p2", "ana", at)]).unwrap_err().reason(), "unknown_paredao");
+        assert_eq!(check(vec![vote("p1", "caio", at)]).unwrap_err().reason(), "unknown_participant");
+        let late = open.timestamp_millis() + 2 * 3_600_000 + (CAST_SKEW_SECS + 1) * 1000;
+        assert_eq!(check(vec![vote("p1", "ana", late)]).unwrap_err().reason(), "cast_outside_window");
+        for key in ["not hex at all, and far too long to be a key".to_string(), "AB".repeat(16), "ab".repeat(15)] {
+            let mut forged = vote("p1", "ana", at);
+            forged.challenge = Some(key);
+            assert_eq!(check(vec![forged]).unwrap_err().reason(), "malformed_challenge");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
@@ -12,29 +13,32 @@ use crate::admission::ReadSlot;
 use crate::anti_bot::Client;
 use crate::captcha::ChallengeView;
 use crate::client_address::client_ip;
+use crate::client_id::ClientId;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-/// The browser's own id, so that the difficulty can follow a client behind a shared address.
-pub const CLIENT_COOKIE: &str = "paredao_cid";
+pub use crate::client_id::CLIENT_COOKIE;
 
-/// Who sent a request: its address (the forwarded one when nginx sent it) and its cookie.
+/// Who sent a request: its address (the forwarded one when nginx sent it) and its id, when its
+/// cookie is one we issued (anything else is as good as no cookie).
 pub(crate) fn client_of(state: &AppState, headers: &HeaderMap, peer: SocketAddr, jar: &CookieJar) -> Client {
-    Client {
-        address: client_ip(headers, peer, &state.trusted_proxies).to_string(),
-        cookie: jar.get(CLIENT_COOKIE).map(|c| c.value().to_string()),
-    }
+    Client::new(client_ip(headers, peer, &state.trusted_proxies), client_id(state, jar))
+}
+
+fn client_id(state: &AppState, jar: &CookieJar) -> Option<ClientId> {
+    state.client_ids.verify(jar.get(CLIENT_COOKIE)?.value())
 }
 
 /// A fresh ALTCHA challenge for a vote in this paredão (what the `altcha` widget's
-/// `challenge` attribute points at). Its difficulty grows with the client's recent vote rate. Sets the
-/// `paredao_cid` cookie when the browser has none.
+/// `challenge` attribute points at). Its difficulty grows with the client's recent vote rate. Sets
+/// the `paredao_cid` cookie when the browser has none, or one the API did not issue.
 #[utoipa::path(
     get, path = "/api/paredoes/{paredao_id}/challenge", tag = "votes",
     params(("paredao_id" = String, Path, description = "The paredão id, or `current`")),
     responses(
         (status = 200, description = "A challenge to solve", body = ChallengeView),
         (status = 404, description = "No such paredão, or captchas are off", body = ErrorBody),
+        (status = 429, description = "Too many challenges asked for by this client; see Retry-After", body = ErrorBody),
         (status = 503, description = "`overloaded`: the replica is answering as many reads as it may; try again after Retry-After", body = ErrorBody),
     )
 )]
@@ -46,10 +50,19 @@ pub async fn get_challenge(
     headers: HeaderMap,
     jar: CookieJar,
 ) -> Result<impl IntoResponse, ApiError> {
+    let ip = client_ip(&headers, peer, &state.trusted_proxies);
+    let client = Client::new(ip, None);
+    // First, before any work (the cookie's signature, the challenge's hash and HMAC, the
+    // difficulty map): a flood of challenge requests is refused at the cost of one map lookup.
+    state.challenge_rate_limiter.check(&client.address, Instant::now()).map_err(ApiError::ChallengesRateLimited)?;
     let paredao = find_paredao(&state, &paredao_id)?;
-    let client = client_of(&state, &headers, peer, &jar);
+    let client = Client { cookie: client_id(&state, &jar), ..client };
     let jar = if client.cookie.is_none() {
-        let mut cookie = Cookie::new(CLIENT_COOKIE, uuid::Uuid::new_v4().simple().to_string());
+        // Replaces whatever the browser sent. The fresh id is not counted for this challenge
+        // (the address is): only an id that comes back signed becomes a key, so a script that
+        // drops its cookies adds nothing to the difficulty map.
+        let (_, value) = state.client_ids.issue();
+        let mut cookie = Cookie::new(CLIENT_COOKIE, value);
         cookie.set_path("/");
         cookie.set_http_only(true);
         cookie.set_same_site(SameSite::Lax);

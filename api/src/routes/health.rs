@@ -11,6 +11,8 @@ use crate::state::AppState;
 pub struct Readiness {
     pub ready: bool,
     pub broker_connected: bool,
+    /// The broker has blocked publishing (a memory or disk alarm): votes are refused meanwhile.
+    pub broker_blocked: bool,
     pub store_reachable: bool,
     pub paredoes_loaded: bool,
     /// Subscribed to the other replicas' news of spent challenges (always true unless the
@@ -28,7 +30,7 @@ pub async fn live() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "alive" }))
 }
 
-/// Ready to accept votes: connected to the broker, the store answering, the paredões loaded,
+/// Ready to accept votes: connected to the broker and not blocked by it, the store answering, the paredões loaded,
 /// hearing of the challenges other replicas spend.
 #[utoipa::path(
     get, path = "/health/ready", tag = "health",
@@ -36,16 +38,18 @@ pub async fn live() -> impl IntoResponse {
 )]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let broker_connected = state.broker.is_connected();
+    let broker_blocked = state.broker.is_blocked();
     let store_reachable = state.store_health.is_reachable();
     let paredoes_loaded = state.paredoes.is_loaded();
     let spent_news_subscribed = state.anti_bot.hears_spends();
-    let ready = broker_connected && store_reachable && paredoes_loaded && spent_news_subscribed;
+    let ready = broker_connected && !broker_blocked && store_reachable && paredoes_loaded && spent_news_subscribed;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (
         status,
         Json(Readiness {
             ready,
             broker_connected,
+            broker_blocked,
             store_reachable,
             paredoes_loaded,
             spent_news_subscribed,

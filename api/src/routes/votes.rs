@@ -43,8 +43,8 @@ pub struct VoteAccepted {
     pub next_challenge: Option<ChallengeView>,
 }
 
-/// Casts one vote. Answered 202 only once the vote is durable in the message queue; 503 when it
-/// could not be made durable (nothing is counted then, so trying again is safe).
+/// Casts one vote. Answered 202 only once the vote is durable in the message queue. On any 5xx
+/// the same vote may be sent again with the same solved challenge: it is counted at most once.
 #[utoipa::path(
     post, path = "/api/paredoes/{paredao_id}/votes", tag = "votes",
     params(("paredao_id" = String, Path, description = "The paredão id, or `current`")),
@@ -61,7 +61,9 @@ pub struct VoteAccepted {
         (status = 429, description = "Too many votes from this client; see Retry-After", body = ErrorBody),
         (status = 503, description = "`overloaded`: refused at once because the replica holds as many votes as it may; \
             the request was not read, nothing was counted and the captcha was not used, so the same vote may be sent again \
-            after Retry-After. `vote_not_durable`: the vote could not be made durable; try again", body = ErrorBody),
+            after Retry-After. `vote_not_durable`: the broker did not confirm the vote in time, is away, or is blocked by a \
+            resource alarm; the vote may or may not be counted, and sending it again after Retry-After with the same solved \
+            challenge is safe: the challenge was released, and the store counts each challenge at most once", body = ErrorBody),
     )
 )]
 pub async fn cast_vote(
@@ -96,6 +98,11 @@ async fn accept(
     if state.fault.strikes() {
         return Err(ApiError::InjectedFault);
     }
+    // A broker in a resource alarm takes no messages: say so now rather than after the captcha
+    // is spent and the publish has waited.
+    if state.broker.is_blocked() {
+        return Err(ApiError::NotDurable(crate::batcher::PublishError::BrokerBlocked));
+    }
     let Json(request) = body?;
     tracing::Span::current().record("participant", request.participant_id.as_str());
     let paredao = find_paredao(state, paredao_id)?;
@@ -115,10 +122,15 @@ async fn accept(
     })?;
 
     let mut vote = Vote::new(paredao.id.clone(), participant.id.clone(), now);
-    if let Some(challenge) = spent {
-        vote = vote.spending(&challenge);
+    if let Some(spend) = &spent {
+        vote = vote.spending(spend.id());
     }
+    // Should this fail (a 503) or the client leave first, `spent` drops and releases the
+    // challenge: the same solved challenge may be sent again, and the store counts it once.
     state.batcher.submit(vote).await.map_err(ApiError::NotDurable)?;
+    if let Some(spend) = spent {
+        spend.keep();
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(VoteAccepted {

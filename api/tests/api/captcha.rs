@@ -75,7 +75,7 @@ async fn forged_tampered_expired_foreign_and_missing_solutions_are_refused_with_
     let mut tampered = challenge.clone();
     tampered.salt = challenge.salt.replace(&format!("{OPEN}:"), "outro-paredao:");
     // Expired: a challenge signed with the right key, but an hour old.
-    let right = api::captcha::Altcha::new(&format!("{}", app.settings.captcha.hmac_key()), 300);
+    let right = api::captcha::Altcha::new(app.settings.captcha.hmac_key(), 300);
     let old = right.challenge(&voting::paredao::ParedaoId::parse(OPEN).unwrap(), 500, chrono::Utc::now() - chrono::TimeDelta::hours(1));
 
     let cases: Vec<(&str, Option<String>, u16, &str)> = vec![
@@ -190,4 +190,55 @@ async fn behind_nginx_the_limit_applies_to_the_forwarded_address() {
     assert_eq!(vote_from("203.0.113.1").await, 202);
     assert_eq!(vote_from("203.0.113.1").await, 429, "the same viewer is limited");
     assert_eq!(vote_from("203.0.113.2").await, 202, "another viewer behind the same nginx is not");
+}
+
+#[tokio::test]
+async fn challenges_beyond_their_burst_get_429_with_retry_after_before_any_work() {
+    let mut settings = test_settings();
+    settings.rate_limit.enabled = true;
+    settings.rate_limit.challenges.per_second = 1.0;
+    settings.rate_limit.challenges.burst = 3;
+    let app = spawn_with(settings, false).await;
+    let challenge_from = |ip: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url(&format!("/api/paredoes/{OPEN}/challenge")))
+                .header("x-real-ip", ip)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(challenge_from("203.0.113.1").await.status(), 200);
+    }
+    let limited = challenge_from("203.0.113.1").await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["retry-after"], "1");
+    assert!(limited.headers().get("set-cookie").is_none(), "refused before a cookie is made");
+    let body: serde_json::Value = limited.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    assert!(body["message"].as_str().unwrap().contains("challenges"), "{body}");
+    assert_eq!(challenge_from("203.0.113.2").await.status(), 200, "another viewer is not limited");
+    // Votes have a limiter of their own: the challenge limit does not refuse them.
+    let solution = app.solved_challenge(OPEN).await;
+    assert_eq!(app.vote_with(OPEN, "ana", Some(&solution)).await.status(), 202);
+    eventually("the client to be let through again", Duration::from_secs(10), || async {
+        (challenge_from("203.0.113.1").await.status() == 200).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn with_the_rate_limit_off_challenges_are_not_limited_either() {
+    // What the benchmark runs with (APP_RATE_LIMIT__ENABLED=false): one address for a crowd.
+    let mut settings = test_settings();
+    settings.rate_limit.enabled = false;
+    settings.rate_limit.challenges.per_second = 1.0;
+    settings.rate_limit.challenges.burst = 1;
+    let app = spawn_with(settings, false).await;
+    for _ in 0..20 {
+        app.challenge(OPEN).await;
+    }
 }

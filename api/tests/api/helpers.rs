@@ -118,6 +118,17 @@ impl TestApp {
         .await
     }
 
+    /// Waits until the statistics count at least `least` votes and then no more than `most`.
+    pub async fn wait_for_total_between(&self, paredao: &str, least: u64, most: u64) -> Value {
+        eventually(&format!("{least} to {most} votes counted in {paredao}"), Duration::from_secs(60), || async {
+            let stats = self.stats(paredao).await;
+            let total = stats["total_votes"].as_u64().unwrap();
+            assert!(total <= most, "counted {total} votes, more than the {most} possible");
+            (total >= least).then_some(stats)
+        })
+        .await
+    }
+
     /// Stops the API the way SIGTERM does and waits until it has shut down.
     pub async fn stop_api(&mut self) {
         self.api_stop.cancel();

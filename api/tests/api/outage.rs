@@ -74,3 +74,48 @@ async fn readiness_fails_while_the_store_is_unreachable_and_recovers() {
     app.wait_until_ready().await;
     app.wait_for_total(OPEN, 1).await;
 }
+
+#[tokio::test]
+async fn after_a_503_the_same_solved_challenge_may_be_sent_again_and_counts_once() {
+    let proxy = TcpProxy::start(port_of(&amqp_url())).await;
+    let mut settings = test_settings();
+    let consumer = consumer::startup::Consumer::build(settings.clone()).await.unwrap();
+    tokio::spawn(consumer.run_until_stopped(std::future::pending()));
+    settings.broker.url = with_port(&amqp_url(), proxy.port).into();
+    settings.batcher.confirm_timeout_ms = 300;
+    let app = spawn_with(settings, false).await;
+    app.wait_until_ready().await;
+
+    let mut solutions = Vec::new();
+    for _ in 0..10 {
+        solutions.push(app.solved_challenge(OPEN).await);
+    }
+    // The broker stops answering: the votes are published but not confirmed in time, so they
+    // answer 503. Their messages reach the broker once it answers again, so some or all of
+    // them may be counted: a 503 does not say "not counted", it says "retrying is safe".
+    proxy.freeze();
+    let first = futures::future::join_all(solutions.iter().map(|s| app.vote_with(OPEN, "ana", Some(s)))).await;
+    for r in first {
+        assert_eq!(r.status(), 503);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "vote_not_durable", "{body}");
+    }
+    proxy.thaw();
+
+    // The viewer's page sends the same vote again with the same solved challenge: accepted.
+    for s in &solutions {
+        let retried = eventually("the retry to be accepted", Duration::from_secs(20), || async {
+            let r = app.vote_with(OPEN, "ana", Some(s)).await;
+            let status = r.status().as_u16();
+            assert!(status == 202 || status == 503, "a retry after a 503 is never refused as a replay: {status}");
+            (status == 202).then_some(())
+        })
+        .await;
+        let () = retried;
+    }
+    // A vote after them all: once it is counted, the queue ahead of it has been (one consumer).
+    assert_eq!(app.vote(OPEN, "bia").await.status(), 202);
+    let stats = app.wait_for_total(OPEN, 11).await;
+    let ana = stats["participants"].as_array().unwrap().iter().find(|p| p["id"] == "ana").unwrap()["votes"].as_u64();
+    assert_eq!(ana, Some(10), "each challenge counted once, whichever copies reached the store");
+}

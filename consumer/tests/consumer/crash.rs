@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use voting::configuration::Settings;
-use voting::store::Store;
 use voting::testing::{OPEN, eventually, test_settings};
 
-use crate::helpers::{Publisher, wait_for_counted};
+use crate::helpers::{seeded_store, Publisher, wait_for_counted};
 
 fn start_consumer_process(settings: &Settings) -> Child {
     Command::new(env!("CARGO_BIN_EXE_consumer"))
@@ -40,7 +39,7 @@ async fn a_consumer_killed_mid_stream_counts_every_accepted_vote_exactly_once() 
     // This test is about the consumer; votes come straight from a client without a captcha.
     settings.captcha.mode = voting::configuration::CaptchaMode::Off;
     settings.batcher.max_wait_ms = 1;
-    let store = Store::connect(&settings.store).await.unwrap();
+    let store = seeded_store(&settings).await;
     let publisher = Publisher::connect(&settings).await;
 
     let api = api::startup::Application::build(settings.clone()).await.unwrap();

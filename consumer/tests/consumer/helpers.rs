@@ -1,3 +1,4 @@
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -57,6 +58,16 @@ impl Publisher {
     }
 }
 
+/// The test's store, holding the configuration's paredões as the API would have written them:
+/// the consumer counts only votes for paredões the store holds.
+pub async fn seeded_store(settings: &Settings) -> Store {
+    let store = Store::connect(&settings.store).await.unwrap();
+    for p in &settings.seed {
+        store.upsert_paredao(p).await.unwrap();
+    }
+    store
+}
+
 pub fn batch(participant: &str, n: usize) -> VoteBatch {
     let votes = (0..n)
         .map(|_| Vote::new(ParedaoId::parse(OPEN).unwrap(), ParticipantId::parse(participant).unwrap(), Utc::now()))
@@ -93,3 +104,48 @@ pub fn batch_spending(participant: &str, challenges: &[&str]) -> VoteBatch {
         .collect();
     VoteBatch::seal(votes, Utc::now())
 }
+
+/// The MongoDB-protocol server of the test stack (run.sh exports its path).
+pub fn secantusd() -> String {
+    std::env::var("PAREDAO_TEST_SECANTUSD").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/secantusd-py").to_string())
+}
+
+/// The store's process, killed when the test ends, however it ends (a failed assertion too).
+pub struct StoreProcess(Child);
+
+impl StoreProcess {
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for StoreProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A store of the test's own, on `port`, keeping its data in `dir` across restarts, started with
+/// `extra` arguments besides those run.sh gives the stack's.
+pub fn start_store(port: u16, dir: &std::path::Path, extra: &[&str]) -> StoreProcess {
+    StoreProcess(
+    Command::new(secantusd())
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--sync-on-commit"])
+        .args(extra)
+        .arg("--storage-path")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the MongoDB-protocol server starts (./preflight.sh installs it)"),
+    )
+}
+
+pub async fn wait_for_port(port: u16) {
+    eventually("the store to accept connections", Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
+    })
+    .await;
+}
+

@@ -1,20 +1,24 @@
-use voting::spent_ledger::SpentLedger;
+use std::time::Duration;
+
 use voting::store::{Applied, Store};
 use voting::testing::test_settings;
 
-use crate::helpers::{batch, batch_spending};
+use crate::helpers::{batch, batch_spending, seeded_store};
+
+/// What the consumer passes with the shipped 300 s challenges.
+const REMEMBER: Duration = Duration::from_secs(720);
 
 #[tokio::test]
 async fn applying_the_same_batches_again_counts_nothing_more() {
     let settings = test_settings();
-    let store = Store::connect(&settings.store).await.unwrap();
+    let store = seeded_store(&settings).await;
     let (a, b) = (batch("ana", 3), batch("bia", 2));
 
-    let first = store.apply(&[a.clone(), b.clone()], &SpentLedger::default(), 360).await.unwrap();
+    let first = store.apply(&[a.clone(), b.clone()], REMEMBER).await.unwrap();
     assert_eq!(first, Applied { batches: 2, duplicates: 0, votes: 5, ..Default::default() });
     // A redelivery of one of them next to a new one, and the same batch twice in one call.
     let c = batch("ana", 4);
-    let second = store.apply(&[b.clone(), c.clone(), c.clone()], &SpentLedger::default(), 360).await.unwrap();
+    let second = store.apply(&[b.clone(), c.clone(), c.clone()], REMEMBER).await.unwrap();
     assert_eq!(second, Applied { batches: 1, duplicates: 2, votes: 4, ..Default::default() });
 
     let counts = store.load_counters().await.unwrap().by_paredao();
@@ -25,30 +29,48 @@ async fn applying_the_same_batches_again_counts_nothing_more() {
 }
 
 #[tokio::test]
-async fn a_challenge_is_counted_once_whichever_batch_carries_it_again() {
+async fn a_challenge_is_counted_once_whichever_batch_and_whichever_store_client_carries_it_again() {
     let settings = test_settings();
-    let store = Store::connect(&settings.store).await.unwrap();
+    let store = seeded_store(&settings).await;
     store.ensure_indexes().await.unwrap();
     let (k1, k2, k3) = ("a".repeat(32), "b".repeat(32), "c".repeat(32));
 
-    let mut ledger = SpentLedger::default();
     // A replay inside one call: k1 twice.
-    let first = store.apply(&[batch_spending("ana", &[&k1, &k2]), batch_spending("bia", &[&k1])], &ledger, 360).await.unwrap();
+    let first = store.apply(&[batch_spending("ana", &[&k1, &k2]), batch_spending("bia", &[&k1])], REMEMBER).await.unwrap();
     assert_eq!((first.votes, first.replays), (2, 1));
-    for (key, forget_at) in &first.spent {
-        ledger.insert(*key, *forget_at);
-    }
-    // A replay in a later call, next to a fresh challenge.
-    let second = store.apply(&[batch_spending("bia", &[&k2, &k3])], &ledger, 360).await.unwrap();
+    // A replay in a later call through another client (another consumer), next to a fresh
+    // challenge: nothing but the store knows k2 was counted.
+    let other = Store::connect(&settings.store).await.unwrap();
+    let second = other.apply(&[batch_spending("bia", &[&k2, &k3])], REMEMBER).await.unwrap();
     assert_eq!((second.votes, second.replays), (1, 1));
     assert_eq!(store.load_counters().await.unwrap().total(), 3);
+    assert_eq!(store.spent_challenge_records().await.unwrap(), 2, "one record per batch that counted a challenge");
+    store.drop_database().await.unwrap();
+}
 
-    // What a restarting consumer reloads: every challenge counted, none it did not count.
-    let mut reloaded = store.load_spent(chrono::Utc::now() - chrono::TimeDelta::minutes(5)).await.unwrap();
-    reloaded.sort();
-    let mut expected: Vec<u128> = [&k1, &k2, &k3].iter().map(|k| voting::spent_ledger::key_of(k)).collect();
-    expected.sort();
-    assert_eq!(reloaded, expected);
-    assert!(store.load_spent(chrono::Utc::now() + chrono::TimeDelta::minutes(1)).await.unwrap().is_empty());
+#[tokio::test]
+async fn consumers_racing_on_the_same_challenges_count_each_once() {
+    let settings = test_settings();
+    let store = seeded_store(&settings).await;
+    store.ensure_indexes().await.unwrap();
+    // Four store clients (four consumers) each apply their own batches of the same 50
+    // challenges at the same instant, as three consumers do with every vote replayed to both
+    // API replicas.
+    let keys: Vec<String> = (0..50).map(|i| format!("{i:032x}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(Store::connect(&settings.store).await.unwrap());
+    }
+    let applied = futures::future::join_all(
+        clients.iter().enumerate().map(|(i, c)| {
+            let b = batch_spending(if i % 2 == 0 { "ana" } else { "bia" }, &refs);
+            async move { c.apply(&[b], REMEMBER).await.unwrap() }
+        }),
+    )
+    .await;
+    assert_eq!(applied.iter().map(|a| a.votes).sum::<u64>(), 50, "{applied:?}");
+    assert_eq!(applied.iter().map(|a| a.replays).sum::<u64>(), 150);
+    assert_eq!(store.load_counters().await.unwrap().total(), 50);
     store.drop_database().await.unwrap();
 }

@@ -3,63 +3,20 @@
 //! is journaled (write concern majority, j: true), and the store makes a commit durable before
 //! answering it (`--sync-on-commit`, as `run.sh` starts it).
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use voting::store::Store;
 use voting::testing::{eventually, test_settings};
 
-use crate::helpers::{Publisher, batch, spawn_consumer};
-
-/// The MongoDB-protocol server of the test stack (run.sh exports its path).
-fn secantusd() -> String {
-    std::env::var("PAREDAO_TEST_SECANTUSD").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/secantusd-py").to_string())
-}
-
-/// The store's process, killed when the test ends, however it ends (a failed assertion too).
-struct StoreProcess(Child);
-
-impl StoreProcess {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for StoreProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A store of this test's own, on `port`, keeping its data in `dir` across restarts.
-fn start_store(port: u16, dir: &std::path::Path) -> StoreProcess {
-    StoreProcess(
-    Command::new(secantusd())
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--sync-on-commit", "--storage-path"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the MongoDB-protocol server starts (./preflight.sh installs it)"),
-    )
-}
-
-async fn wait_for_port(port: u16) {
-    eventually("the store to accept connections", Duration::from_secs(30), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
-    })
-    .await;
-}
+use crate::helpers::{Publisher, batch, seeded_store, spawn_consumer, start_store, wait_for_port};
 
 #[tokio::test]
 async fn a_store_killed_mid_stream_loses_no_vote_the_consumer_acked() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = std::env::temp_dir().join(format!("paredao-store-crash-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut store_process = start_store(port, &dir);
+    let mut store_process = start_store(port, &dir, &[]);
     wait_for_port(port).await;
 
     let mut settings = test_settings();
@@ -82,13 +39,13 @@ async fn a_store_killed_mid_stream_loses_no_vote_the_consumer_acked() {
             }
         })
     };
-    let store = Store::connect(&settings.store).await.unwrap();
+    let store = seeded_store(&settings).await;
     eventually("votes being counted", Duration::from_secs(30), || async {
         (store.load_counters().await.ok()?.total() >= 200).then_some(())
     })
     .await;
     store_process.kill();
-    store_process = start_store(port, &dir);
+    store_process = start_store(port, &dir, &[]);
     wait_for_port(port).await;
 
     stream.await.unwrap();
