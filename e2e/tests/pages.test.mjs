@@ -147,10 +147,12 @@ test('an API failure, a rate limit and a lost connection are told in words, and 
   await page.goto(`${BASE}/`);
   await page.locator('label[for="p-carla"]').click();
 
-  // `tries`: a rate limit is refused before any work, so the page resends it by itself (after
-  // Retry-After, 3 times at most) before telling; a 503 that may have spent the captcha is not.
+  // `tries`: a rate limit is refused before any work, and after a 503 `vote_not_durable` the API
+  // promises a resend with the same captcha is counted at most once, so the page resends those by
+  // itself (after Retry-After, 3 times at most) before telling; a 500 is not resent.
   const cases = [
-    { what: '503', tries: 1, reply: (route) => route.fulfill({ status: 503, headers: { 'retry-after': '1', 'content-type': 'application/json' }, body: '{"error":"vote_not_durable","message":"the vote was not accepted"}' }), says: /não conseguimos|tente novamente/i },
+    { what: '500', tries: 1, reply: (route) => route.fulfill({ status: 500, headers: { 'content-type': 'application/json' }, body: '{"error":"internal_error","message":"something went wrong on our side; try again"}' }), says: /não conseguimos|tente novamente/i },
+    { what: '503', tries: 4, reply: (route) => route.fulfill({ status: 503, headers: { 'retry-after': '1', 'content-type': 'application/json' }, body: '{"error":"vote_not_durable","message":"the vote was not accepted"}' }), says: /não conseguimos|tente novamente/i },
     { what: '429 from nginx', tries: 4, reply: (route) => route.fulfill({ status: 429, headers: { 'retry-after': '2', 'content-type': 'text/html' }, body: '<html><body>429 Too Many Requests</body></html>' }), says: /muitos votos|aguarde/i },
     { what: 'no connection', tries: 1, reply: (route) => route.abort('connectionrefused'), says: /conex|servidor/i },
   ];

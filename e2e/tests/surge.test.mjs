@@ -145,3 +145,22 @@ test('a vote refused as overloaded every time is retried 3 times, then told, and
   assert.deepEqual(unexpectedProblems(page), []);
   await page.context().close();
 });
+
+test('a vote answered 503 vote_not_durable is resent with the same captcha and counted once', async () => {
+  const start = await stats(OPEN);
+  const { page, challenges } = await openVotePage('carla');
+  // The first copy never reaches the API here; the API's promise is that even when it did, the
+  // resend with the same captcha is accepted and the store counts the challenge once.
+  const posts = await interceptVotes(page, (n) => (n === 1 ? {
+    status: 503,
+    headers: { 'retry-after': '1', 'content-type': 'application/json' },
+    body: JSON.stringify({ error: 'vote_not_durable', message: 'the vote could not be made durable; try again' }),
+  } : null));
+  await Promise.all([page.waitForURL(/resultado\.html/, { timeout: 15000 }), page.locator('#vote-button').click()]);
+  assert.equal(posts.length, 2);
+  assert.equal(posts[1].body.captcha, posts[0].body.captcha, 'the same captcha is resent');
+  assert.equal(challenges.count, 1, 'no new challenge was solved');
+  await eventually('the vote to be counted', async () => votesOf(await stats(OPEN), 'carla') === votesOf(start, 'carla') + 1);
+  assert.deepEqual(unexpectedProblems(page), []);
+  await page.context().close();
+});

@@ -182,7 +182,8 @@ export function voteErrorMessage(error, { opensAt } = {}) {
     return 'Muitos votos em pouco tempo. Aguarde alguns segundos e tente de novo.';
   }
   if (error.status >= 500 || error.kind === 'invalid_response') {
-    return 'Não conseguimos registrar seu voto agora. Nada foi contado — tente novamente.';
+    // After a 5xx the vote may have got through, and resending it is safe: it counts once.
+    return 'Não conseguimos confirmar seu voto agora. Tente novamente — ele nunca é contado duas vezes.';
   }
   // 400/413/415/422: the request itself was refused; a fresh page sends a well-formed one.
   return 'Não foi possível enviar seu voto. Atualize a página e tente novamente.';

@@ -287,15 +287,17 @@ form.addEventListener('change', (event) => {
 });
 
 /**
- * Whether the captcha payload a refused vote carried may be sent again. A payload is good for one
- * vote, so only refusals made before the vote was read qualify: `overloaded` (the surge guard of
- * nginx or of a replica) and a rate limit leave it unspent. Any other failure may have spent it,
- * and a fresh challenge is solved. The other 503s (`vote_not_durable`, nginx's `unavailable`) are
- * among those until the "nothing lost" work settles whether they spend it.
+ * Whether the captcha payload a refused vote carried may be sent again. Refusals made before the
+ * vote was read leave it unspent: `overloaded` (the surge guard of nginx or of a replica) and a
+ * rate limit. After any other 5xx on a vote (`vote_not_durable`, nginx's 502 and 504) the vote may
+ * or may not have been counted, and the API promises that resending it with the same payload is
+ * safe: the replica released the challenge, and the store counts each challenge at most once.
  */
 function mayReuseCaptcha(error) {
   if (!(error instanceof ApiError) || error.kind !== 'http' || error.isCaptchaError) return false;
-  return error.status === 429 || (error.status === 503 && error.code === 'overloaded');
+  if (error.status === 429) return true;
+  if (error.status === 503) return error.code === 'overloaded' || error.code === 'vote_not_durable';
+  return error.status === 502 || error.status === 504;
 }
 
 /** How long to wait before the page resends a refused vote by itself, or null to not resend it. */
@@ -309,7 +311,9 @@ function retryDelayMs(error) {
 }
 
 function retryMessage(error, delayMs, retry) {
-  const cause = error.status === 429 ? 'Muitos votos em pouco tempo.' : 'Muita gente votando agora.';
+  const cause = error.status === 429 ? 'Muitos votos em pouco tempo.'
+    : error.code === 'overloaded' ? 'Muita gente votando agora.'
+      : 'Não conseguimos confirmar seu voto.';
   return `${cause} Tentando de novo em ${Math.ceil(delayMs / 1000)} s… (tentativa ${retry} de ${MAX_RETRIES})`;
 }
 
