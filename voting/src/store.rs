@@ -2,29 +2,31 @@
 //!
 //! Collections:
 //! - `paredoes`: one document per paredão (`_id` = its id).
-//! - `counters`: one document per (paredão, participant, hour) with a `votes` count; the only
-//!   thing the read side ever loads, a few documents per paredão-hour.
+//! - `counters`: up to 16 documents per (paredão, participant, hour), each with a `votes` count
+//!   that the read side sums; the only thing it ever loads, a few dozen documents per
+//!   paredão-hour. (Several copies so that consumers' transactions seldom write the same one.)
 //! - `applied_batches`: the id of every vote batch already counted. It is written in the same
 //!   transaction as the increments, so a batch's votes are counted together with its id or not
 //!   at all; a redelivered batch finds its id and is skipped. That is "exactly once".
-//! - `spent_challenges`: the captcha challenges counted, one document per batch listing its
-//!   challenges (`k`) under a unique index on `k`, written in the same transaction. A second vote
-//!   spending the same challenge (a replay accepted by two API replicas at once, or a viewer's
-//!   resend after a 503) cannot be recorded again, whichever consumer applies it: the unique
-//!   index makes the store, not any one consumer's memory, the judge. Two consumers racing on
-//!   one challenge conflict, and the loser's retry sees the winner's document. Each document
-//!   expires (TTL index on `forget_at`) a fixed time after it was *counted*, not after its vote
-//!   was cast: see `Store::apply`.
+//! - `spent_challenges`: one document per captcha challenge counted (`_id` = its key), written in
+//!   the same transaction. A second vote spending the same challenge (a replay accepted by two
+//!   API replicas at once, or a viewer's resend after a 503) cannot be recorded again, whichever
+//!   consumer applies it: the unique `_id` makes the store, not any one consumer's memory, the
+//!   judge. Two consumers racing on one challenge conflict, and the loser's retry sees the
+//!   winner's document. Each document expires (TTL index on `forget_at`) a fixed time after it
+//!   was *counted*, not after its vote was cast: see `Store::apply`.
 //!
 //! Why the store and not a queue partitioned by challenge (a consistent-hash exchange with one
 //! active consumer per partition, so that one consumer's memory is authoritative): the API would
 //! have to split each group commit into one message per partition, multiplying the messages and
 //! confirms per vote by the partition count (the broker's cost is per message, #16), and
-//! consumers could never outnumber partitions. Here the cost is one index entry per vote inside a
-//! transaction the consumer already makes, and one document per batch (a document per vote cost
-//! the local stand-in a third more; measured in BENCHMARKS.md). The index is not even read
-//! while there are no replays: the insert is the check, and only a transaction that trips over
-//! the unique index is retried with a lookup of the challenges it carries.
+//! consumers could never outnumber partitions. Here the cost is one small document per vote inside
+//! a transaction the consumer already makes (measured in BENCHMARKS.md). The documents are not
+//! even read while there are no replays: the insert is the check, and only a transaction that
+//! trips over a duplicate `_id` is retried with a lookup of the challenges it carries. (One
+//! document per batch with a unique index on its array of keys costs about the same to write,
+//! but the local stand-in answers a lookup in such an index 25 times slower than one by `_id`,
+//! and a backlog full of replays stalled on it.)
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -135,6 +137,9 @@ struct CounterDoc {
     votes: i64,
 }
 
+/// Copies of each counter that transactions spread their increments over (see `try_apply`).
+const COUNTER_SHARDS: u8 = 16;
+
 /// Challenge keys looked up per query: a full write (hundreds of batches of hundreds of votes)
 /// would otherwise make one query document of megabytes.
 const SPENT_LOOKUP_CHUNK: usize = 5_000;
@@ -201,9 +206,6 @@ impl Store {
         self.counters()
             .create_index(IndexModel::builder().keys(doc! { "paredao": 1, "hour": 1 }).build())
             .await?;
-        self.spent_challenges()
-            .create_index(IndexModel::builder().keys(doc! { "k": 1 }).options(IndexOptions::builder().unique(true).build()).build())
-            .await?;
         // The store forgets counted challenges by itself once no copy of their votes can still
         // be on its way (MongoDB's TTL monitor sweeps every minute).
         self.spent_challenges()
@@ -217,8 +219,8 @@ impl Store {
         Ok(())
     }
 
-    /// How many batches' counted challenges the store remembers (for tests).
-    pub async fn spent_challenge_records(&self) -> Result<u64, StoreError> {
+    /// How many counted challenges the store remembers (for tests).
+    pub async fn spent_challenges_known(&self) -> Result<u64, StoreError> {
         Ok(self.spent_challenges().count_documents(doc! {}).await?)
     }
 
@@ -345,16 +347,15 @@ impl Store {
         if look_up {
             let keys: Vec<&str> = fresh.iter().flat_map(|(b, _)| b.votes.iter().filter_map(|v| v.challenge.as_deref())).collect();
             for chunk in keys.chunks(SPENT_LOOKUP_CHUNK) {
-                let asked: HashSet<&str> = chunk.iter().copied().collect();
                 let mut cursor = self
                     .spent_challenges()
-                    .find(doc! { "k": { "$in": chunk } })
-                    .projection(doc! { "k": 1 })
+                    .find(doc! { "_id": { "$in": chunk } })
+                    .projection(doc! { "_id": 1 })
                     .session(&mut session)
                     .await?;
                 while let Some(d) = cursor.next(&mut session).await {
-                    if let Ok(k) = d?.get_array("k") {
-                        spent.extend(k.iter().filter_map(|v| v.as_str()).filter(|k| asked.contains(k)).map(str::to_owned));
+                    if let Ok(id) = d?.get_str("_id") {
+                        spent.insert(id.to_owned());
                     }
                 }
             }
@@ -370,19 +371,15 @@ impl Store {
         let forget_at = BsonDateTime::from_chrono(now + chrono::TimeDelta::from_std(remember).unwrap_or(chrono::TimeDelta::MAX));
         let mut records = Vec::with_capacity(fresh.len());
         for (batch, id) in &fresh {
-            let mut keys = Vec::new();
             for vote in &batch.votes {
                 if let Some(k) = vote.challenge.as_deref() {
                     if !spent.insert(k.to_owned()) {
                         replays += 1;
                         continue;
                     }
-                    keys.push(k);
+                    spent_now.push(doc! { "_id": k, "forget_at": forget_at });
                 }
                 tally.add(vote);
-            }
-            if !keys.is_empty() {
-                spent_now.push(doc! { "_id": *id, "k": keys, "forget_at": forget_at });
             }
             records.push(doc! { "_id": *id, "applied_at": applied_at });
         }
@@ -391,10 +388,14 @@ impl Store {
         }
         self.applied_batches().insert_many(records).session(&mut session).await?;
 
+        // Each transaction adds to one of COUNTER_SHARDS copies of a counter, chosen at random:
+        // with one document per counter every consumer's transaction wrote the same documents,
+        // so consumers conflicted on nearly every commit and took turns. Readers sum the copies.
+        let shard = uuid::Uuid::new_v4().as_bytes()[0] % COUNTER_SHARDS;
         for (key, n) in tally.iter() {
             self.counters()
                 .update_one(
-                    doc! { "_id": key.document_id() },
+                    doc! { "_id": format!("{}|{shard}", key.document_id()) },
                     doc! {
                         "$inc": { "votes": n as i64 },
                         "$setOnInsert": {
