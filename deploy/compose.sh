@@ -5,6 +5,7 @@
 #   deploy/compose.sh down [--volumes]                  stop everything (--volumes also deletes data)
 #   deploy/compose.sh ps                                what runs
 #   deploy/compose.sh logs [service...]                 follow the logs
+#   deploy/compose.sh check                             refuse placeholder secrets (up does it first)
 #
 # On first use it writes deploy/.env (random secrets, chmod 600) and deploy/.secrets/ (the Graylog
 # and Grafana admin passwords, chmod 600; printed once). Both are git-ignored and must never be
@@ -17,7 +18,8 @@
 set -euo pipefail
 
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ENV_FILE="$DIR/.env"
+# PAREDAO_COMPOSE_ENV_FILE: another env file (deploy/validate.sh checks `check` with one).
+ENV_FILE="${PAREDAO_COMPOSE_ENV_FILE:-$DIR/.env}"
 SECRETS_DIR="$DIR/.secrets"
 COMPOSE_FILE="$DIR/compose.yaml"
 
@@ -25,7 +27,7 @@ log() { printf '[compose.sh] %s\n' "$*"; }
 die() { printf '[compose.sh] ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -74,6 +76,38 @@ EOF
   log "  (kept in $SECRETS_DIR/graylog-admin-password and grafana-admin-password)"
 }
 
+# The secrets compose.yaml passes to the services, and their shortest acceptable length.
+SECRETS=(PAREDAO_HMAC_KEY:32 PAREDAO_ADMIN_TOKEN:32 RABBITMQ_PASSWORD:16 GRAYLOG_PASSWORD_SECRET:16
+         GRAYLOG_ROOT_PASSWORD_SHA2:64 GRAFANA_ADMIN_PASSWORD:16)
+# change-me and its spellings, the examples' <...> and ${...} markers, words no generated secret
+# contains, and a value of one repeated character.
+PLACEHOLDER='(change[-_ ]?me|changeit|placeholder|example|dummy|secret|password|^<.*>$|^\$\{|^(.)\2*$)'
+
+# Refuses to start with a secret that is missing, empty, a placeholder or too short: compose would
+# hand it to the services as it is. The environment wins over deploy/.env, as it does for compose.
+check_secrets() {
+  [[ -f "$ENV_FILE" ]] || die "$ENV_FILE is missing (deploy/compose.sh up writes it)"
+  local entry name min value problems=()
+  for entry in "${SECRETS[@]}"; do
+    name="${entry%%:*}" min="${entry#*:}"
+    value="${!name-}"
+    if [[ -z "${!name+set}" ]]; then
+      value="$(grep -E "^${name}=" "$ENV_FILE" | tail -n1 | cut -d= -f2- || true)"
+    fi
+    if [[ -z "$value" ]]; then
+      problems+=("$name is empty")
+    elif [[ "${value,,}" =~ $PLACEHOLDER ]]; then
+      problems+=("$name is a placeholder (change-me, an example, a repeated character)")
+    elif (( ${#value} < min )); then
+      problems+=("$name is shorter than $min characters")
+    fi
+  done
+  if (( ${#problems[@]} > 0 )); then
+    printf '[compose.sh] ERROR: %s\n' "${problems[@]}" >&2
+    die "refusing placeholder secrets in $ENV_FILE: delete it (and the volumes) to have new random ones generated, or set real values"
+  fi
+}
+
 # Sets COMPOSE (array): Compose v2 plugin if present, else docker-compose (>= 1.28 for profiles).
 find_compose() {
   if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
@@ -118,6 +152,7 @@ case "$cmd" in
     what="${1:-all}"
     case "$what" in app|logging|monitoring|all) ;; *) die "unknown profile '$what' (app, logging, monitoring or all)" ;; esac
     ensure_secrets
+    check_secrets
     find_compose
     mapfile -t flags < <(profile_flags "$what")
     args=(up -d --build --remove-orphans)
@@ -163,6 +198,10 @@ case "$cmd" in
     [[ -f "$ENV_FILE" ]] || die "$ENV_FILE is missing: nothing was started by compose.sh"
     find_compose
     "${COMPOSE[@]}" "${ALL_PROFILES[@]}" logs -f --tail=200 "$@"
+    ;;
+  check)
+    check_secrets
+    log "secrets in $ENV_FILE: none empty, none a placeholder"
     ;;
   -h|--help|help) usage 0 ;;
   *) usage 1 ;;

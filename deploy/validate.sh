@@ -5,7 +5,9 @@
 #   hadolint  every Dockerfile under deploy/
 #   k8s       kubernetes-validate (bundled schemas, offline, --strict) on k8s/*.yaml except
 #             kustomization.yaml and secrets.example.yaml; kustomization lists exactly those files;
-#             k8s/keda/ (CRDs without bundled schemas) parsed as YAML only
+#             k8s/keda/ (CRDs without bundled schemas) parsed as YAML only; secrets.example.yaml
+#             is no kustomize resource and k8s/check-secrets.sh refuses its placeholders
+#   secrets   compose.sh refuses placeholder secrets; only nginx publishes a non-loopback port
 #   shell     bash -n / sh -n on the scripts
 #   extra     promtool check config on deploy/prometheus/prometheus.yml, and nginx -t on the
 #             container nginx.conf with the entrypoint script's output, when promtool / nginx are
@@ -64,6 +66,25 @@ ensure_venv() {
 }
 
 # ---------------------------------------------------------------------------------- compose --
+# Reads `docker-compose config` on stdin; fails naming any published port that is not on
+# 127.0.0.1, except nginx's.
+export PORTS_CHECK='
+import sys, yaml
+services = yaml.safe_load(sys.stdin)["services"]
+public = []
+for name, service in services.items():
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            host_ip = port.get("host_ip", "")
+        else:
+            parts = str(port).split(":")
+            host_ip = parts[0] if len(parts) == 3 else ""
+        if host_ip != "127.0.0.1" and name != "nginx":
+            public.append(f"{name}: {port}")
+if public:
+    sys.exit("published beyond loopback: " + ", ".join(public))
+print("public: nginx only")
+'
 compose_checks() {
   if ! ensure_docker_compose; then
     bad "compose: docker-compose available"
@@ -84,6 +105,26 @@ compose_checks() {
     check "compose: config -q, profile $p alone" \
       env -i PATH="$PATH" HOME="$SCRATCH" "${dummy[@]}" "${base[@]}" --profile "$p" config -q
   done
+  # Only nginx's port is public: every other published port (admin UIs, inputs) is on loopback.
+  check "compose: only nginx publishes a port beyond 127.0.0.1" \
+    bash -c 'env -i PATH="$PATH" HOME="$1" "${@:2}" | python3 -c "$PORTS_CHECK"' _ "$SCRATCH" "${dummy[@]}" \
+    "${base[@]}" --profile app --profile logging --profile monitoring config
+  # compose.sh refuses placeholder secrets (change-me, examples, empty, too short) before `up`,
+  # and takes generated ones.
+  local good="$SCRATCH/good.env" bad="$SCRATCH/bad.env"
+  {
+    printf 'PAREDAO_HMAC_KEY=%s\nPAREDAO_ADMIN_TOKEN=%s\nRABBITMQ_PASSWORD=%s\n' "$(openssl rand -hex 32)" "$(openssl rand -hex 24)" "$(openssl rand -hex 24)"
+    printf 'GRAYLOG_PASSWORD_SECRET=%s\nGRAYLOG_ROOT_PASSWORD_SHA2=%s\nGRAFANA_ADMIN_PASSWORD=%s\n' "$(openssl rand -hex 48)" "$(openssl rand -hex 32)" "$(openssl rand -hex 16)"
+  } > "$good"
+  sed -e 's/^PAREDAO_HMAC_KEY=.*/PAREDAO_HMAC_KEY=change-me/' -e 's/^GRAFANA_ADMIN_PASSWORD=.*/GRAFANA_ADMIN_PASSWORD=/' "$good" > "$bad"
+  if env -i PATH="$PATH" PAREDAO_COMPOSE_ENV_FILE="$good" bash deploy/compose.sh check >/dev/null 2>&1 \
+     && ! env -i PATH="$PATH" PAREDAO_COMPOSE_ENV_FILE="$bad" bash deploy/compose.sh check >/dev/null 2>&1 \
+     && ! env -i PATH="$PATH" PAREDAO_COMPOSE_ENV_FILE="$good" PAREDAO_ADMIN_TOKEN='<openssl rand -hex 24>' \
+          bash deploy/compose.sh check >/dev/null 2>&1; then
+    ok "compose.sh: refuses change-me, empty and example secrets, takes generated ones"
+  else
+    bad "compose.sh: refuses change-me, empty and example secrets, takes generated ones"
+  fi
   # Without the generated secrets, compose must refuse rather than run with empty ones.
   if env -i PATH="$PATH" HOME="$SCRATCH" "${base[@]}" --profile app config -q >/dev/null 2>&1; then
     bad "compose: refuses to render without the required secrets"
@@ -129,6 +170,30 @@ EOF
     ok "kubernetes-validate rejects a broken Deployment (negative control)"
   fi
 
+  # The example Secret is never applied as is: kustomize leaves it out, and the check refuses it.
+  if grep -Eq '^[[:space:]]*-[[:space:]]*secrets\.example' k8s/kustomization.yaml k8s/keda/kustomization.yaml; then
+    bad "k8s: secrets.example.yaml is not a kustomize resource"
+  else
+    ok "k8s: secrets.example.yaml is not a kustomize resource"
+  fi
+  cat > "$SCRATCH/secret.yaml" <<EOF
+apiVersion: v1
+kind: Secret
+metadata: {name: paredao-secrets, namespace: paredao}
+type: Opaque
+stringData:
+  APP_CAPTCHA__HMAC_KEY: $(openssl rand -hex 32)
+  APP_ADMIN__TOKEN: $(openssl rand -hex 24)
+  APP_BROKER__URL: amqp://paredao:$(openssl rand -hex 12)@rabbitmq:5672/%2f
+  APP_STORE__URL: mongodb://mongo-0.mongo:27017/?replicaSet=paredao-mongo
+EOF
+  if ! bash k8s/check-secrets.sh k8s/secrets.example.yaml >/dev/null 2>&1 \
+     && bash k8s/check-secrets.sh "$SCRATCH/secret.yaml" >/dev/null 2>&1; then
+    ok "k8s/check-secrets.sh refuses secrets.example.yaml (change-me) and takes a generated Secret"
+  else
+    bad "k8s/check-secrets.sh refuses secrets.example.yaml (change-me) and takes a generated Secret"
+  fi
+
   check "k8s: kustomization.yaml lists exactly the validated manifests; keda/ parses" \
     "$VENV/bin/python" - "${files[@]}" <<'EOF'
 import pathlib, sys, yaml
@@ -155,7 +220,7 @@ EOF
 # ------------------------------------------------------------------------------------ shell --
 shell_checks() {
   local f
-  for f in deploy/compose.sh deploy/validate.sh; do
+  for f in deploy/compose.sh deploy/validate.sh k8s/check-secrets.sh; do
     check "bash -n $f" bash -n "$f"
   done
   # Runs under the nginx image's /bin/sh (dash).
@@ -197,6 +262,7 @@ nginx_check() {
     && grep -q '^resolver ' "$t/paredao/resolver.conf" \
     && grep -q '^limit_conn votes_in_flight 192;$' "$t/paredao/votes-in-flight.conf" \
     && grep -q '^limit_conn reads_in_flight 1024;$' "$t/paredao/reads-in-flight.conf" \
+    && grep -q '^limit_conn per_address 128;$' "$t/paredao/requests-per-address.conf" \
     && ok "nginx entrypoint script writes the syslog, upstream, resolver and surge-guard includes" \
     || bad "nginx entrypoint script writes the syslog, upstream, resolver and surge-guard includes"
   # The surge guard's bounds come from the environment, and a wrong one stops the start.
@@ -207,11 +273,16 @@ nginx_check() {
      && grep -q '^limit_conn votes_in_flight 384;$' "$u/votes-in-flight.conf" \
      && grep -q '^limit_conn reads_in_flight 1536;$' "$u/reads-in-flight.conf" \
      && grep -q '^server 10.0.0.5:8081 max_fails=3 fail_timeout=1s;$' "$u/upstream.conf" \
+     && PAREDAO_NGINX_CONF_DIR="$u" PAREDAO_SYSLOG_SERVER= PAREDAO_REQUESTS_PER_ADDRESS=100000 \
+       sh deploy/nginx/40-paredao-runtime.sh >/dev/null 2>&1 \
+     && grep -q '^limit_conn per_address 100000;$' "$u/requests-per-address.conf" \
+     && ! PAREDAO_NGINX_CONF_DIR="$u" PAREDAO_SYSLOG_SERVER= PAREDAO_REQUESTS_PER_ADDRESS=0 \
+       sh deploy/nginx/40-paredao-runtime.sh >/dev/null 2>&1 \
      && ! PAREDAO_NGINX_CONF_DIR="$u" PAREDAO_SYSLOG_SERVER= PAREDAO_VOTES_IN_FLIGHT=lots \
        sh deploy/nginx/40-paredao-runtime.sh >/dev/null 2>&1; then
-    ok "nginx entrypoint script takes PAREDAO_VOTES_IN_FLIGHT / PAREDAO_READS_IN_FLIGHT and refuses a non-number"
+    ok "nginx entrypoint script takes PAREDAO_VOTES_IN_FLIGHT / PAREDAO_READS_IN_FLIGHT / PAREDAO_REQUESTS_PER_ADDRESS and refuses a non-number"
   else
-    bad "nginx entrypoint script takes PAREDAO_VOTES_IN_FLIGHT / PAREDAO_READS_IN_FLIGHT and refuses a non-number"
+    bad "nginx entrypoint script takes PAREDAO_VOTES_IN_FLIGHT / PAREDAO_READS_IN_FLIGHT / PAREDAO_REQUESTS_PER_ADDRESS and refuses a non-number"
   fi
   local version
   version="$(nginx -v 2>&1 | sed -n 's#.*nginx/\([0-9.]*\).*#\1#p')"

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run by the official nginx image's entrypoint (/docker-entrypoint.d/) before nginx starts.
-# Writes the five runtime includes of /etc/nginx/nginx.conf from the environment:
+# Writes the six runtime includes of /etc/nginx/nginx.conf from the environment:
 #   PAREDAO_API_UPSTREAM   host:port of the API replicas (default api:8081; in Kubernetes use the
 #                          Service's full name, e.g. api.paredao.svc.cluster.local:8081, because
 #                          nginx's resolver does not apply resolv.conf search domains)
@@ -14,6 +14,10 @@
 #                          `overloaded` itself. A fleet figure: nginx finds the replicas by DNS and
 #                          does not know how many there are, so set replicas x 96 (as run.sh does)
 #   PAREDAO_READS_IN_FLIGHT  the same for the other /api/ requests (default 1024: replicas x 512)
+#   PAREDAO_REQUESTS_PER_ADDRESS  the slow-client guard: requests in flight per client address
+#                          (default 128); beyond it nginx refuses (503 `overloaded` on the API,
+#                          429 on the pages). A load generator is thousands of connections per
+#                          address: raise it for one.
 #   PAREDAO_NGINX_CONF_DIR where to write them (default /etc/nginx/paredao; deploy/validate.sh
 #                          points it at a scratch folder to check the output with nginx -t)
 set -eu
@@ -25,9 +29,11 @@ resolver="${resolver:-127.0.0.11}"
 syslog="${PAREDAO_SYSLOG_SERVER-graylog:1514}"
 votes_in_flight="${PAREDAO_VOTES_IN_FLIGHT:-192}"
 reads_in_flight="${PAREDAO_READS_IN_FLIGHT:-1024}"
+requests_per_address="${PAREDAO_REQUESTS_PER_ADDRESS:-128}"
 
 # A bound must be a positive whole number; say which variable is wrong rather than let nginx fail.
-for bound in "PAREDAO_VOTES_IN_FLIGHT=$votes_in_flight" "PAREDAO_READS_IN_FLIGHT=$reads_in_flight"; do
+for bound in "PAREDAO_VOTES_IN_FLIGHT=$votes_in_flight" "PAREDAO_READS_IN_FLIGHT=$reads_in_flight" \
+             "PAREDAO_REQUESTS_PER_ADDRESS=$requests_per_address"; do
   case "${bound#*=}" in
     ''|*[!0-9]*|0*) echo "paredao: ${bound%%=*} must be a positive whole number, not '${bound#*=}'" >&2; exit 1 ;;
   esac
@@ -49,6 +55,7 @@ esac
 
 printf 'limit_conn votes_in_flight %s;\n' "$votes_in_flight" > "$conf/votes-in-flight.conf"
 printf 'limit_conn reads_in_flight %s;\n' "$reads_in_flight" > "$conf/reads-in-flight.conf"
+printf 'limit_conn per_address %s;\n' "$requests_per_address" > "$conf/requests-per-address.conf"
 
 if [ -n "$syslog" ] && getent hosts "${syslog%:*}" >/dev/null 2>&1; then
   printf 'access_log syslog:server=%s,tag=nginx_access json;\n' "$syslog" > "$conf/access-syslog.conf"
@@ -59,3 +66,4 @@ else
 fi
 echo "paredao: API upstream $upstream (resolver $resolver)"
 echo "paredao: surge guard at $votes_in_flight votes and $reads_in_flight reads in flight"
+echo "paredao: at most $requests_per_address requests in flight per client address"
