@@ -8,6 +8,12 @@
 #   ./run.sh test          start a private test stack on free ports, run every test, stop it
 #   ./run.sh build         cargo build --release -p api -p consumer
 #   ./run.sh bench         start a benchmark stack on free ports, load it, write target/bench/latest.{json,md}
+#   ./run.sh chaos [--scenario NAME] [--rate N] [--secs S] [--backlog-secs S] ...
+#                          the fault suite: a chaos stack on free ports, a steady load, one fault per
+#                          scenario, then accepted == counted; writes target/chaos/latest.{json,md}
+#                          (`./run.sh chaos --list` names the scenarios, `--help` every option)
+#   ./run.sh chaos-fault ACTION  one fault on the running chaos stack (what `chaos` calls): kill NAME,
+#                          stop NAME, start NAME, term-all, up, consumers N, alarm on|off
 #   ./run.sh compose ...   the docker compose deployment: up [app|logging|monitoring|all], down, ps, logs
 #   ./run.sh ansible PLAYBOOK [args]  ansible-playbook from ansible/ (native.yml: the native stack on a
 #                          host; site.yml: the containers on one host or many; -i INVENTORY)
@@ -509,17 +515,31 @@ stop_mongo() {
 # ---------------------------------------------------------------------------------------------
 # Consumer and API replicas
 # ---------------------------------------------------------------------------------------------
+# start_consumer [count]: the consumer ("consumer", on CONSUMER_PORT) and, when count is above 1,
+# that many in all: consumer-2, consumer-3, ... on free ports, competing for the same queue.
 start_consumer() {
+    local count="${1:-1}" i port
+    start_one_consumer consumer "$CONSUMER_PORT"
+    for ((i = 2; i <= count; i++)); do
+        is_running "consumer-$i" && continue
+        port="$(free_ports 1 "$CONSUMER_PORT" "$NGINX_PORT" $API_PORTS "$AMQP_PORT" "$RABBITMQ_DIST_PORT" \
+            "$EPMD_PORT" "$RABBITMQ_MGMT_PORT" "$RABBITMQ_PROMETHEUS_PORT" "$MONGO_PORT")"
+        start_one_consumer "consumer-$i" "$port"
+    done
+}
+
+start_one_consumer() {
+    local name="$1" port="$2"
     [[ -x "$CONSUMER_BIN" ]] || die "$CONSUMER_BIN not found; run ./run.sh build"
-    start_process consumer "$CONSUMER_PORT" env \
+    start_process "$name" "$port" env \
         APP_ENVIRONMENT="$APP_ENV" \
         APP_BROKER__URL="$(amqp_url)" \
         APP_STORE__URL="$MONGO_URL" \
         APP_TELEMETRY__GELF_ADDRESS="$GRAYLOG_GELF" \
-        APP_CONSUMER__PORT="$CONSUMER_PORT" \
+        APP_CONSUMER__PORT="$port" \
         "$CONSUMER_BIN"
-    wait_until consumer "$READY_TIMEOUT" "$(pid_of consumer)" \
-        http_ok "http://127.0.0.1:$CONSUMER_PORT/health/ready"
+    wait_until "$name" "$READY_TIMEOUT" "$(pid_of "$name")" \
+        http_ok "http://127.0.0.1:$port/health/ready"
 }
 
 # secret NAME: prints the machine's secret NAME (32 random bytes, hex), generating it on first use.
@@ -569,7 +589,13 @@ stop_apis() {
     done
 }
 
+# The consumer and any further ones that start_consumer COUNT started.
 stop_consumer() {
+    local file
+    for file in "$PID_DIR"/consumer-*.pid; do
+        [[ -e "$file" ]] || continue
+        stop_process "$(basename "$file" .pid)"
+    done
     stop_process consumer
 }
 
@@ -1164,6 +1190,145 @@ cmd_bench() {
         --out "$REPO/target/bench" "${pids[@]}" "$@"
 }
 
+# ---------------------------------------------------------------------------------------------
+# The fault suite (issue #11)
+# ---------------------------------------------------------------------------------------------
+
+# The chaos stack's settings, the bench's: captcha verified but trivial, per-client limits off
+# (the load generator is one address). Exported, so that a component restarted by
+# `chaos-fault` gets the same ones (and APP_CAPTCHA__EXPIRES_SECS, when set, reaches the APIs).
+chaos_settings() {
+    export APP_CAPTCHA__DIFFICULTY__BASE="${PAREDAO_BENCH_DIFFICULTY:-10}"
+    export APP_CAPTCHA__DIFFICULTY__FREE_PER_WINDOW=4000000000
+    export APP_RATE_LIMIT__ENABLED=false
+    NGINX_VOTE_RATE=1000000r/s
+    NGINX_VOTE_BURST=1000000
+    # nginx's limit_conn takes at most 65535; the suite opens a few hundred connections.
+    NGINX_REQUESTS_PER_ADDRESS=60000
+}
+
+# Its own stack (run/chaos, free ports), then `paredao-load chaos`, which loads it and calls
+# `run.sh chaos-fault` for each fault. Extra arguments go to it (`./run.sh chaos --help`).
+cmd_chaos() {
+    case "${1:-}" in
+        -h | --help | --list) exec "$REPO/target/release/paredao-load" chaos "$@" ;;
+    esac
+    preflight
+    build_release
+    log "building the load generator (release)"
+    (cd "$REPO" && cargo build --release -p loadgen) || die "cargo build failed"
+    use_stack chaos
+    (stop_stack)
+    rm -rf "$STACK_DIR"
+    choose_test_ports
+    choose_app_ports
+    chaos_settings
+    trap 'stop_stack' EXIT
+    start_app_stack
+    log "chaos suite against http://127.0.0.1:$NGINX_PORT (run dir $STACK_DIR)"
+    "$REPO/target/release/paredao-load" chaos --base "http://127.0.0.1:$NGINX_PORT" --api-ports "$API_PORTS" \
+        --mgmt "http://127.0.0.1:$RABBITMQ_MGMT_PORT" --run-sh "$REPO/run.sh" --out "$REPO/target/chaos" \
+        --command "./run.sh chaos${*:+ $*}" "$@"
+}
+
+# One fault on the running chaos stack; only its own processes, by their pid files.
+cmd_chaos_fault() {
+    [[ $# -ge 1 ]] || die "usage: ./run.sh chaos-fault kill|stop|start NAME | term-all | up | consumers N | alarm on|off"
+    use_stack chaos
+    [[ -f "$STACK_DIR/stack.env" ]] || die "no chaos stack: start one with ./run.sh chaos"
+    load_stack_env
+    chaos_settings
+    local action="$1"
+    shift
+    case "$action" in
+        kill) chaos_kill "${1:?kill NAME}" ;;
+        stop) if [[ "${1:?stop NAME}" == rabbitmq ]]; then stop_rabbitmq; else stop_process "$1"; fi ;;
+        start) chaos_start "${1:?start NAME}" ;;
+        term-all) chaos_term_all ;;
+        up) start_app_stack ;;
+        consumers) chaos_consumers "${1:?consumers N}" ;;
+        alarm) chaos_alarm "${1:?alarm on|off}" ;;
+        *) die "unknown chaos-fault action '$action'" ;;
+    esac
+}
+
+chaos_kill() {
+    local name="$1" pid
+    pid="$(pid_of "$name")" && pid_alive "$pid" || die "$name is not running on the chaos stack"
+    log "SIGKILL to $name (pid $pid)"
+    kill -KILL "$pid"
+    while pid_alive "$pid"; do sleep 0.05; done
+}
+
+chaos_start() {
+    case "$1" in
+        consumer) start_consumer ;;
+        mongo) start_mongo ;;
+        rabbitmq) start_rabbitmq ;;
+        api-*) start_apis ;;
+        nginx) start_nginx ;;
+        *) die "cannot start '$1' (consumer, mongo, rabbitmq, api-N, nginx)" ;;
+    esac
+}
+
+# SIGTERM to every process of the stack at once, then waits for all of them to exit (killing
+# what is left after STOP_TIMEOUT, and saying so).
+chaos_term_all() {
+    local file name pid pids=()
+    for file in "$PID_DIR"/*.pid; do
+        [[ -e "$file" ]] || continue
+        name="$(basename "$file" .pid)"
+        pid="$(pid_of "$name")" && pid_alive "$pid" || continue
+        pids+=("$pid")
+        log "SIGTERM to $name (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    local deadline=$(($(now_ms) + STOP_TIMEOUT * 1000)) left
+    while :; do
+        left=()
+        for pid in "${pids[@]}"; do pid_alive "$pid" && left+=("$pid"); done
+        ((${#left[@]} == 0)) && break
+        if (($(now_ms) > deadline)); then
+            warn "still running ${STOP_TIMEOUT}s after SIGTERM, killed: ${left[*]}"
+            kill -KILL "${left[@]}" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done
+    for file in "$PID_DIR"/*.pid; do
+        [[ -e "$file" ]] && rm -f "$file"
+    done
+    log "every process of the chaos stack has exited"
+}
+
+# Exactly N consumers.
+chaos_consumers() {
+    local count="$1" file n
+    start_consumer "$count"
+    for file in "$PID_DIR"/consumer-*.pid; do
+        [[ -e "$file" ]] || continue
+        n="$(basename "$file" .pid)"
+        ((${n#consumer-} > count)) && stop_process "$n"
+    done
+    return 0
+}
+
+# The broker's memory alarm: a watermark of 1 byte blocks every publisher; `off` restores the
+# default (0.4 of the machine's memory).
+chaos_alarm() {
+    local args
+    case "$1" in
+        on) args=(absolute 1) ;;
+        off) args=(0.4) ;;
+        *) die "alarm on|off" ;;
+    esac
+    (
+        this_rabbitmq_env
+        "$RABBITMQ_BIN/rabbitmqctl" set_vm_memory_high_watermark "${args[@]}"
+    ) >>"$LOG_DIR/rabbitmqctl.log" 2>&1 || die "rabbitmqctl set_vm_memory_high_watermark ${args[*]} failed (log: $LOG_DIR/rabbitmqctl.log)"
+    log "broker memory watermark: ${args[*]}"
+}
+
 # ansible-playbook from its own venv (made on first use), run from ansible/ so ansible.cfg applies.
 cmd_ansible() {
     [[ $# -ge 1 ]] || die "usage: ./run.sh ansible native.yml|site.yml [-i inventories/example] [ansible-playbook args]"
@@ -1279,6 +1444,8 @@ main() {
         ansible) cmd_ansible "$@" ;;
         fault) cmd_fault "$@" ;;
         bench) cmd_bench "$@" ;;
+        chaos) cmd_chaos "$@" ;;
+        chaos-fault) cmd_chaos_fault "$@" ;;
         -h | --help | help) usage ;;
         "") usage; exit 2 ;;
         *) printf 'unknown command: %s\n\n' "$verb" >&2; usage >&2; exit 2 ;;

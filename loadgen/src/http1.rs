@@ -22,6 +22,8 @@ pub struct Connection {
 
 pub struct Response {
     pub status: u16,
+    /// `Retry-After` in seconds, when the answer had one (a 503 or 429 does).
+    pub retry_after: Option<u64>,
     pub body: Vec<u8>,
 }
 
@@ -102,6 +104,7 @@ impl Connection {
         let mut length: Option<usize> = None;
         let mut chunked = false;
         let mut close = false;
+        let mut retry_after = None;
         loop {
             self.line.clear();
             if stream.read_line(&mut self.line).await? == 0 {
@@ -119,6 +122,8 @@ impl Connection {
                     chunked = true;
                 } else if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close") {
                     close = true;
+                } else if name.eq_ignore_ascii_case("retry-after") {
+                    retry_after = value.parse().ok();
                 }
             }
         }
@@ -147,7 +152,7 @@ impl Connection {
         if close {
             self.stream = None;
         }
-        Ok(Response { status, body })
+        Ok(Response { status, retry_after, body })
     }
 }
 

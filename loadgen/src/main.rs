@@ -10,13 +10,17 @@
 //! 6. after the load: how long until every accepted vote is counted, accepted == counted, and
 //!    the CPU seconds per 1,000 votes and peak RSS of every process given with `--pid`.
 //!
+//! `paredao-load chaos ...` is the fault suite of `./run.sh chaos` instead (chaos.rs).
+//!
 //! It targets 127.0.0.1 only and is bounded in time and count. Writes `<out>/latest.json` and
 //! `<out>/latest.md` and prints the table.
 
+mod chaos;
 mod http1;
 mod load;
 mod procs;
 mod report;
+mod steady;
 mod surge;
 mod viewers;
 mod voter;
@@ -148,7 +152,12 @@ fn main() -> anyhow::Result<()> {
     // one thread stays under half a core.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut argv = std::env::args().skip(1);
-    if argv.next().as_deref() == Some("viewers-child") {
+    let first = argv.next();
+    if first.as_deref() == Some("chaos") {
+        // The fault suite of `run.sh chaos` (see chaos.rs).
+        return runtime.block_on(chaos::main(argv));
+    }
+    if first.as_deref() == Some("viewers-child") {
         // A share of the viewers phase, in a process of its own (see viewers.rs).
         let a: Vec<String> = argv.collect();
         anyhow::ensure!(a.len() == 6, "viewers-child BASE PATH VIEWERS SECONDS PERIOD_MS SOURCE_IP");

@@ -26,6 +26,8 @@ pub struct Answer {
     pub code: Option<String>,
     /// Why there was no HTTP answer (`connection_reset`, `client_timeout`, ...).
     pub failure: Option<&'static str>,
+    /// `Retry-After` in seconds, when the refusal had one.
+    pub retry_after: Option<u64>,
     pub next: Option<ChallengeView>,
 }
 
@@ -91,14 +93,14 @@ impl Target {
         let body = format!(r#"{{"participant_id":"{participant}","captcha":"{captcha}"}}"#);
         match conn.request("POST", &self.votes_path, Some(&body)).await {
             // 0 stands for "no HTTP answer" (connection error, timeout).
-            Err(e) => Answer { status: 0, code: None, failure: Some(crate::http1::failure_kind(&e)), next: None },
+            Err(e) => Answer { status: 0, code: None, failure: Some(crate::http1::failure_kind(&e)), retry_after: None, next: None },
             Ok(r) if r.status == 202 => {
                 let next = serde_json::from_slice::<serde_json::Value>(&r.body)
                     .ok()
                     .and_then(|v| serde_json::from_value(v.get("next_challenge")?.clone()).ok());
-                Answer { status: 202, code: None, failure: None, next }
+                Answer { status: 202, code: None, failure: None, retry_after: None, next }
             }
-            Ok(r) => Answer { status: r.status, code: error_code(&r.body), failure: None, next: None },
+            Ok(r) => Answer { status: r.status, code: error_code(&r.body), failure: None, retry_after: r.retry_after, next: None },
         }
     }
 
@@ -144,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_refusal_is_told_from_a_failure_by_its_code() {
-        let answer = |status, body: &str| Answer { status, code: error_code(body.as_bytes()), failure: None, next: None };
+        let answer = |status, body: &str| Answer { status, code: error_code(body.as_bytes()), failure: None, retry_after: None, next: None };
         let shed = answer(503, r#"{"error":"overloaded","message":"busy"}"#);
         assert!(shed.is_refusal());
         assert_eq!(shed.kind(), "503 overloaded");

@@ -1,0 +1,699 @@
+//! `paredao-load chaos`: the fault suite of `./run.sh chaos` (issue #11).
+//!
+//! For each scenario, on the chaos stack that `run.sh` started (run/chaos, free ports):
+//!
+//! 1. bring the stack back to whole (`run.sh chaos-fault up`, the scenario's consumer count) and
+//!    wait until it is quiet (the vote queue empty, the count still for a few seconds);
+//! 2. read the paredão's total (`before`) and start the steady load (`steady.rs`: `--rate`
+//!    votes/s, every 503/429 retried with the same solution);
+//! 3. after `--lead-secs`, inject the one fault through `run.sh chaos-fault ACTION` (kills and
+//!    restarts only the chaos stack's processes, by the pids in run/chaos/pids); the fault ends
+//!    when its last action returns (the restart, the alarm cleared, the poison published);
+//! 4. keep the load on for `--secs` more, stop it, carry the votes in their retries to an answer,
+//!    wait for the backlog to drain, and compare.
+//!
+//! What each figure means (also written under the table):
+//!
+//! - `accepted`: distinct solved challenges that got a 202 (a challenge sent to both replicas
+//!   counts once if either accepted it), or a 403 `captcha_already_used` to a resend (an earlier
+//!   copy was accepted: README, *Under overload*);
+//! - `counted`: the store's total for the paredão (`GET /api/paredoes/<id>/stats` through nginx)
+//!   once drained, minus its total before the scenario; drained means: the vote queue holds no
+//!   message (ready or unacked) and the total has not moved for 6 s (longer than the management
+//!   API's 5 s statistics interval), or `--drain-limit-secs` passed;
+//! - `duplicates` = counted − accepted when positive, `lost` = accepted − counted when positive;
+//! - `client_errors`: votes whose final answer was neither a 202 nor a retryable one that was
+//!   resent with the same challenge (429, any 5xx, no answer: `steady.rs`), counting a
+//!   retryable answer still given after `--max-retries` resends, and answers other than 403 to
+//!   an injected replay;
+//! - `recovery_seconds`: from the fault's end, the later of (a) `accepting_after_seconds`, the
+//!   start of the first one-second window with 202s for at least 90% of the steady rate, and
+//!   (b) `drained_after_seconds`, when the store's total first covers every vote accepted up to
+//!   the fault's end. `null` when either never happened within the run.
+//!
+//! A row is `ok` when counted == accepted, recovery happened, and the scenario's own check (the
+//! poison scenario: each of its messages went to the dead-letter queue) held. The process exits
+//! non-zero when any row is not.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::steady::{self, Mode, Plan, Tally};
+use crate::voter::{Split, Target};
+
+struct Args {
+    base: String,
+    api_ports: Vec<u16>,
+    mgmt: String,
+    run_sh: String,
+    paredao: String,
+    split: String,
+    rate: u64,
+    connections: usize,
+    lead_secs: u64,
+    secs: u64,
+    down_secs: u64,
+    restart_delay_secs: u64,
+    alarm_secs: u64,
+    backlog_secs: u64,
+    replay_every: u64,
+    max_retries: u32,
+    drain_limit_secs: u64,
+    scenarios: Vec<String>,
+    out: String,
+    command: String,
+}
+
+const USAGE: &str = "paredao-load chaos --base http://127.0.0.1:PORT --api-ports 'P1 P2' --mgmt http://127.0.0.1:PORT --run-sh PATH \
+[--scenario NAME[,NAME...]] [--rate 3500] [--connections 256] [--lead-secs 10] [--secs 30] [--down-secs 5] \
+[--restart-delay-secs 1] [--alarm-secs 30] [--backlog-secs 480] [--replay-every 50] [--max-retries 60] \
+[--drain-limit-secs 900] [--paredao paredao-1] [--split ana=45,bruno=35,carla=20] [--out target/chaos] [--list]";
+
+fn parse_args(argv: impl Iterator<Item = String>) -> anyhow::Result<Args> {
+    let mut a = Args {
+        base: String::new(),
+        api_ports: Vec::new(),
+        mgmt: String::new(),
+        run_sh: "./run.sh".into(),
+        paredao: "paredao-1".into(),
+        split: "ana=45,bruno=35,carla=20".into(),
+        rate: 3500,
+        connections: 256,
+        lead_secs: 10,
+        secs: 30,
+        down_secs: 5,
+        restart_delay_secs: 1,
+        alarm_secs: 30,
+        backlog_secs: 480,
+        replay_every: 50,
+        max_retries: 60,
+        drain_limit_secs: 900,
+        scenarios: Vec::new(),
+        out: "target/chaos".into(),
+        command: String::new(),
+    };
+    let mut it = argv;
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a value"));
+        match flag.as_str() {
+            "--base" => a.base = value()?,
+            "--api-ports" => a.api_ports = value()?.split_whitespace().map(str::parse).collect::<Result<_, _>>()?,
+            "--mgmt" => a.mgmt = value()?.trim_end_matches('/').to_string(),
+            "--run-sh" => a.run_sh = value()?,
+            "--paredao" => a.paredao = value()?,
+            "--split" => a.split = value()?,
+            "--rate" => a.rate = value()?.parse()?,
+            "--connections" => a.connections = value()?.parse()?,
+            "--lead-secs" => a.lead_secs = value()?.parse()?,
+            "--secs" => a.secs = value()?.parse()?,
+            "--down-secs" => a.down_secs = value()?.parse()?,
+            "--restart-delay-secs" => a.restart_delay_secs = value()?.parse()?,
+            "--alarm-secs" => a.alarm_secs = value()?.parse()?,
+            "--backlog-secs" => a.backlog_secs = value()?.parse()?,
+            "--replay-every" => a.replay_every = value()?.parse()?,
+            "--max-retries" => a.max_retries = value()?.parse()?,
+            "--drain-limit-secs" => a.drain_limit_secs = value()?.parse()?,
+            "--scenario" => a.scenarios.extend(value()?.split(',').filter(|s| !s.is_empty()).map(str::to_string)),
+            "--out" => a.out = value()?,
+            "--command" => a.command = value()?,
+            "--list" => {
+                for s in Scenario::ALL {
+                    println!("{:<24} {}", s.name(), s.what());
+                }
+                std::process::exit(0);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => anyhow::bail!("unknown flag {other}\n{USAGE}"),
+        }
+    }
+    anyhow::ensure!(
+        a.base.starts_with("http://127.") || a.base.starts_with("http://localhost"),
+        "--base must be a loopback address (http://127.0.0.1:PORT)"
+    );
+    anyhow::ensure!(a.api_ports.len() >= 2, "--api-ports needs both replicas' ports");
+    anyhow::ensure!(!a.mgmt.is_empty(), "--mgmt (the RabbitMQ management URL) is required");
+    anyhow::ensure!(a.rate > 0 && a.connections > 0, "--rate and --connections must be positive");
+    Ok(a)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Scenario {
+    ConsumerKill,
+    StoreKill,
+    BrokerKill,
+    ApiKill,
+    MemoryAlarm,
+    ConsumerStopped,
+    ReplayThreeConsumers,
+    SigtermAll,
+    Poison,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 9] = [
+        Scenario::ConsumerKill,
+        Scenario::StoreKill,
+        Scenario::BrokerKill,
+        Scenario::ApiKill,
+        Scenario::MemoryAlarm,
+        Scenario::ConsumerStopped,
+        Scenario::ReplayThreeConsumers,
+        Scenario::SigtermAll,
+        Scenario::Poison,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::ConsumerKill => "consumer-kill",
+            Scenario::StoreKill => "store-kill",
+            Scenario::BrokerKill => "broker-kill",
+            Scenario::ApiKill => "api-kill",
+            Scenario::MemoryAlarm => "memory-alarm",
+            Scenario::ConsumerStopped => "consumer-stopped",
+            Scenario::ReplayThreeConsumers => "replay-three-consumers",
+            Scenario::SigtermAll => "sigterm-all",
+            Scenario::Poison => "poison",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Scenario::ConsumerKill => "consumer SIGKILL mid-batch (deliveries unacked), started again after --restart-delay-secs as a supervisor would",
+            Scenario::StoreKill => "store SIGKILL, restarted after --down-secs",
+            Scenario::BrokerKill => "broker SIGKILL, restarted after --down-secs",
+            Scenario::ApiKill => "API replica 2 SIGKILL, not restarted during the scenario (nginx routes around it)",
+            Scenario::MemoryAlarm => "broker memory alarm (vm_memory_high_watermark absolute 1) for --alarm-secs, then back to 0.4",
+            Scenario::ConsumerStopped => "consumer stopped (SIGTERM) for --backlog-secs while votes keep coming and old accepted challenges are replayed to both replicas, then started",
+            Scenario::ReplayThreeConsumers => "three consumers, every vote sent to both API replicas at once with the same challenge (no other fault)",
+            Scenario::SigtermAll => "SIGTERM to every process of the stack at once during load, then `up` (all restarted)",
+            Scenario::Poison => "one poison message of each kind published straight to the vote queue",
+        }
+    }
+
+    fn parse(name: &str) -> anyhow::Result<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| {
+            anyhow::anyhow!("unknown scenario '{name}'; there are: {}", Self::ALL.map(|s| s.name()).join(", "))
+        })
+    }
+
+    fn consumers(self) -> u32 {
+        if self == Scenario::ReplayThreeConsumers { 3 } else { 1 }
+    }
+
+    fn mode(self) -> Mode {
+        if self == Scenario::ReplayThreeConsumers { Mode::BothReplicas } else { Mode::Nginx }
+    }
+}
+
+/// One line of the table (and of latest.json).
+#[derive(Serialize)]
+struct Row {
+    scenario: String,
+    accepted: u64,
+    counted: u64,
+    duplicates: u64,
+    lost: u64,
+    client_errors: u64,
+    recovery_seconds: Option<f64>,
+    accepting_after_seconds: Option<f64>,
+    drained_after_seconds: Option<f64>,
+    /// Retryable answers (429, 5xx, none) followed by a resend with the same solution.
+    retried: u64,
+    /// Votes whose resend was answered 403 `captcha_already_used`: an earlier copy was accepted.
+    accepted_on_resend: u64,
+    /// Votes due while every worker was busy (mostly waiting out refusals): never sent.
+    skipped: u64,
+    replays_sent: u64,
+    /// 202s to an injected replay of an already accepted challenge.
+    replays_accepted: u64,
+    /// Messages that reached the dead-letter queue during the scenario.
+    dead_lettered: Option<u64>,
+    client_errors_by_kind: BTreeMap<String, u64>,
+    fault_seconds: f64,
+    load_seconds: f64,
+    exact: bool,
+    ok: bool,
+    notes: Vec<String>,
+}
+
+struct Ctx {
+    args: Args,
+    target: Target,
+    replicas: Vec<String>,
+    split: Split,
+    http: reqwest::Client,
+}
+
+/// Depth of a queue as the management API tells it (refreshed every 5 s).
+struct Depth {
+    messages: u64,
+    unacked: u64,
+}
+
+impl Ctx {
+    /// `run.sh chaos-fault ACTION...`, which acts on the chaos stack only.
+    async fn fault(&self, action: &[&str]) -> anyhow::Result<()> {
+        let (run_sh, action): (String, Vec<String>) = (self.args.run_sh.clone(), action.iter().map(|s| s.to_string()).collect());
+        println!("  [{}] run.sh chaos-fault {}", clock(), action.join(" "));
+        let status = tokio::task::spawn_blocking(move || std::process::Command::new(&run_sh).arg("chaos-fault").args(&action).status()).await??;
+        anyhow::ensure!(status.success(), "run.sh chaos-fault failed ({status})");
+        Ok(())
+    }
+
+    async fn depth(&self, queue: &str) -> anyhow::Result<Depth> {
+        let v: serde_json::Value = self
+            .http
+            .get(format!("{}/api/queues/%2f/{queue}", self.args.mgmt))
+            .basic_auth("guest", Some("guest"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(Depth { messages: v["messages"].as_u64().unwrap_or(0), unacked: v["messages_unacknowledged"].as_u64().unwrap_or(0) })
+    }
+
+    async fn publish(&self, payload: &str) -> anyhow::Result<()> {
+        let body = serde_json::json!({
+            "properties": {"delivery_mode": 2, "content_type": "application/json"},
+            "routing_key": "votes",
+            "payload": payload,
+            "payload_encoding": "string",
+        });
+        let v: serde_json::Value = self
+            .http
+            .post(format!("{}/api/exchanges/%2f/amq.default/publish", self.args.mgmt))
+            .basic_auth("guest", Some("guest"))
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        anyhow::ensure!(v["routed"] == true, "the broker did not route the message to the vote queue: {v}");
+        Ok(())
+    }
+
+    async fn counted(&self) -> Option<u64> {
+        crate::counted(&self.target).await.ok()
+    }
+
+    /// Waits until the vote queue is empty and the total has not moved for `still`; the last
+    /// total read. Gives up after `limit` (with what it has).
+    async fn settle(&self, expected: Option<u64>, still: Duration, limit: Duration) -> Option<u64> {
+        let started = Instant::now();
+        let mut last: Option<(u64, Instant)> = None;
+        loop {
+            let now = self.counted().await;
+            let empty = matches!(self.depth("votes").await, Ok(Depth { messages: 0, .. }));
+            if let Some(n) = now {
+                if last.is_none_or(|(m, _)| m != n) {
+                    last = Some((n, Instant::now()));
+                }
+                let (_, since) = last.expect("set above");
+                // Below what was accepted, keep waiting while anything may still move.
+                let covered = expected.is_none_or(|e| n >= e);
+                let hopeless = since.elapsed() > Duration::from_secs(30);
+                if empty && since.elapsed() >= still && (covered || hopeless) {
+                    return Some(n);
+                }
+            }
+            if started.elapsed() > limit {
+                println!("  gave up waiting for the backlog after {} s", limit.as_secs());
+                return last.map(|(n, _)| n);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The fault itself; what it did, in words, for the notes.
+    async fn inject(&self, s: Scenario) -> anyhow::Result<Vec<String>> {
+        let a = &self.args;
+        let mut notes = Vec::new();
+        match s {
+            Scenario::ConsumerKill => {
+                // Mid-batch: the consumer holds deliveries it has not acked yet.
+                let deadline = Instant::now() + Duration::from_secs(6);
+                let mut unacked = 0;
+                while Instant::now() < deadline {
+                    unacked = self.depth("votes").await.map(|d| d.unacked).unwrap_or(0);
+                    if unacked > 0 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                notes.push(format!("killed with {unacked} deliveries unacked (management API, up to 5 s old)"));
+                self.fault(&["kill", "consumer"]).await?;
+                tokio::time::sleep(Duration::from_secs(a.restart_delay_secs)).await;
+                self.fault(&["start", "consumer"]).await?;
+            }
+            Scenario::StoreKill | Scenario::BrokerKill => {
+                let name = if s == Scenario::StoreKill { "mongo" } else { "rabbitmq" };
+                self.fault(&["kill", name]).await?;
+                tokio::time::sleep(Duration::from_secs(a.down_secs)).await;
+                self.fault(&["start", name]).await?;
+            }
+            Scenario::ApiKill => self.fault(&["kill", "api-2"]).await?,
+            Scenario::MemoryAlarm => {
+                self.fault(&["alarm", "on"]).await?;
+                tokio::time::sleep(Duration::from_secs(a.alarm_secs)).await;
+                self.fault(&["alarm", "off"]).await?;
+            }
+            Scenario::ConsumerStopped => {
+                self.fault(&["stop", "consumer"]).await?;
+                let deadline = Instant::now() + Duration::from_secs(a.backlog_secs);
+                while Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_secs(30).min(deadline - Instant::now())).await;
+                    if let Ok(d) = self.depth("votes").await {
+                        println!("  [{}] backlog: {} messages in the vote queue", clock(), d.messages);
+                    }
+                }
+                self.fault(&["start", "consumer"]).await?;
+            }
+            Scenario::ReplayThreeConsumers => notes.push("no fault beyond the replays: recovery is the time to count what was accepted in the lead".into()),
+            Scenario::SigtermAll => {
+                self.fault(&["term-all"]).await?;
+                self.fault(&["up"]).await?;
+            }
+            Scenario::Poison => {
+                for (kind, payload) in poison(&a.paredao) {
+                    self.publish(&payload).await?;
+                    println!("  published poison: {kind}");
+                }
+            }
+        }
+        Ok(notes)
+    }
+
+    async fn run(&self, s: Scenario) -> anyhow::Result<Row> {
+        let a = &self.args;
+        println!("\n== {}: {}", s.name(), s.what());
+        self.fault(&["up"]).await?;
+        self.fault(&["consumers", &s.consumers().to_string()]).await?;
+        let before = self
+            .settle(None, Duration::from_secs(3), Duration::from_secs(a.drain_limit_secs))
+            .await
+            .ok_or_else(|| anyhow::anyhow!("the stack answers no statistics"))?;
+        let dead_before = self.depth("votes.dead").await.ok().map(|d| d.messages);
+        let plan = Plan {
+            rate: a.rate,
+            connections: a.connections,
+            mode: s.mode(),
+            replay_every: (s == Scenario::ConsumerStopped).then_some(a.replay_every.max(2)),
+            max_retries: a.max_retries,
+        };
+        let tally = Tally::new();
+        let load = tokio::spawn(steady::run(self.target.clone(), self.replicas.clone(), self.split.clone(), plan, tally.clone()));
+        println!("  [{}] load at {} votes/s over {} connections ({:?})", clock(), a.rate, a.connections, s.mode());
+        tokio::time::sleep(Duration::from_secs(a.lead_secs)).await;
+
+        let fault_started = tally.started.elapsed();
+        let injected = self.inject(s).await;
+        let fault_end = tally.started.elapsed();
+        let accepted_at_end = tally.accepted();
+        println!("  [{}] fault over after {:.1} s; {} accepted so far", clock(), (fault_end - fault_started).as_secs_f64(), accepted_at_end);
+        // (b) of recovery: when the total first covers every vote accepted by the fault's end.
+        let watcher = {
+            let (target, expected, limit) = (self.target.clone(), before + accepted_at_end, Duration::from_secs(a.drain_limit_secs));
+            tokio::spawn(async move {
+                let started = Instant::now();
+                while started.elapsed() < limit {
+                    if crate::counted(&target).await.is_ok_and(|n| n >= expected) {
+                        return Some(started.elapsed().as_secs_f64());
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                None
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(a.secs)).await;
+        tally.stop();
+        println!("  [{}] load stopped; carrying the votes in their retries to an answer", clock());
+        let _ = load.await;
+        let load_seconds = tally.started.elapsed().as_secs_f64();
+        let accepted = tally.accepted();
+        println!("  [{}] {} accepted; waiting for the backlog to drain", clock(), accepted);
+        let after = self.settle(Some(before + accepted), Duration::from_secs(6), Duration::from_secs(a.drain_limit_secs)).await.unwrap_or(before);
+        let drained = watcher.await.ok().flatten();
+        let accepting = steady::back_at_rate(&tally.buckets(), fault_end, a.rate, 0.9);
+        let dead_lettered = match (dead_before, self.depth("votes.dead").await) {
+            (Some(b), Ok(d)) => Some(d.messages.saturating_sub(b)),
+            _ => None,
+        };
+
+        let counted = after.saturating_sub(before);
+        let errors = tally.errors();
+        let mut notes = Vec::new();
+        let mut own_check = true;
+        match injected {
+            Ok(n) => notes.extend(n),
+            Err(e) => {
+                own_check = false;
+                notes.push(format!("the fault could not be injected: {e:#}"));
+            }
+        }
+        if s == Scenario::Poison {
+            let expected = poison(&a.paredao).len() as u64;
+            if dead_lettered != Some(expected) {
+                own_check = false;
+                notes.push(format!("{expected} poison messages published, {dead_lettered:?} reached the dead-letter queue"));
+            }
+        }
+        let replays_accepted = tally.replays_accepted.load(std::sync::atomic::Ordering::Relaxed);
+        if replays_accepted > 0 {
+            notes.push(format!("{replays_accepted} replays of already accepted challenges got a 202"));
+        }
+        let exact = counted == accepted;
+        let recovery_seconds = match (accepting, drained) {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            _ => None,
+        };
+        let row = Row {
+            scenario: s.name().into(),
+            accepted,
+            counted,
+            duplicates: counted.saturating_sub(accepted),
+            lost: accepted.saturating_sub(counted),
+            client_errors: errors.values().sum(),
+            recovery_seconds,
+            accepting_after_seconds: accepting,
+            drained_after_seconds: drained,
+            retried: tally.retried.load(std::sync::atomic::Ordering::Relaxed),
+            accepted_on_resend: tally.accepted_on_resend.load(std::sync::atomic::Ordering::Relaxed),
+            skipped: tally.skipped.load(std::sync::atomic::Ordering::Relaxed),
+            replays_sent: tally.replays_sent.load(std::sync::atomic::Ordering::Relaxed),
+            replays_accepted,
+            dead_lettered,
+            client_errors_by_kind: errors,
+            fault_seconds: (fault_end - fault_started).as_secs_f64(),
+            load_seconds,
+            exact,
+            ok: exact && recovery_seconds.is_some() && own_check,
+            notes,
+        };
+        println!(
+            "  {}: accepted {} counted {} duplicates {} lost {} client errors {} {:?} recovery {:?} s (accepting {:?}, drained {:?}) retried {} skipped {} dead-lettered {:?}{}",
+            row.scenario,
+            row.accepted,
+            row.counted,
+            row.duplicates,
+            row.lost,
+            row.client_errors,
+            row.client_errors_by_kind,
+            row.recovery_seconds.map(|r| (r * 10.0).round() / 10.0),
+            row.accepting_after_seconds,
+            row.drained_after_seconds,
+            row.retried,
+            row.skipped,
+            row.dead_lettered,
+            if row.ok { "  OK" } else { "  NOT OK" }
+        );
+        Ok(row)
+    }
+
+    /// Puts the stack back after a scenario, whatever happened in it.
+    async fn restore(&self, s: Scenario) {
+        if s == Scenario::MemoryAlarm
+            && let Err(e) = self.fault(&["alarm", "off"]).await
+        {
+            println!("  could not clear the memory alarm: {e:#}");
+        }
+    }
+}
+
+/// One message of each kind a consumer must refuse rather than count (or choke on).
+fn poison(paredao: &str) -> Vec<(&'static str, String)> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+    let batch = |i: u64, votes: &str| {
+        format!(r#"{{"id":"{}","sealed_at_ms":{now},"votes":[{votes}]}}"#, uuid_like(i))
+    };
+    let vote = |i: u64, p: &str, c: &str, t: i64| format!(r#"{{"p":"{p}","c":"{c}","t":{t},"k":"{:032x}"}}"#, key(i));
+    vec![
+        ("not JSON", "this is not a vote batch {".to_string()),
+        ("empty batch", batch(1, "")),
+        ("out-of-range timestamp", batch(2, &vote(2, paredao, "ana", 9_300_000_000_000))),
+        ("unknown paredão id", batch(3, &vote(3, "paredao-chaos-unknown", "ana", now))),
+        ("unknown participant id", batch(4, &vote(4, paredao, "zeca-chaos-unknown", now))),
+        ("ill-formed id", batch(5, &vote(5, paredao, "Ana Clara!", now))),
+    ]
+}
+
+/// A key no real vote has: a hash of the time and `i`.
+fn key(i: u64) -> u128 {
+    use std::hash::{BuildHasher, RandomState};
+    let s = RandomState::new();
+    (u128::from(s.hash_one((i, 1u8))) << 64) | u128::from(s.hash_one((i, 2u8)))
+}
+
+fn uuid_like(i: u64) -> String {
+    let k = key(i).to_be_bytes();
+    let h: String = k.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-4{}-8{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+}
+
+fn clock() -> String {
+    let s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    format!("{:02}:{:02}:{:02}", (s / 3600) % 24, (s / 60) % 60, s % 60)
+}
+
+fn markdown(rows: &[Row], a: &Args) -> String {
+    let mut md = String::new();
+    md.push_str(&format!(
+        "Command: `{}` (steady load {} votes/s over {} connections through nginx; lead {} s, then the fault, then {} s; down {} s, alarm {} s, backlog {} s{})\n\n",
+        if a.command.is_empty() { "./run.sh chaos" } else { &a.command },
+        a.rate,
+        a.connections,
+        a.lead_secs,
+        a.secs,
+        a.down_secs,
+        a.alarm_secs,
+        a.backlog_secs,
+        std::env::var("APP_CAPTCHA__EXPIRES_SECS").map(|e| format!(", challenges expire after {e} s")).unwrap_or_default()
+    ));
+    md.push_str("| scenario | accepted | counted | duplicates | lost | client errors | recovery s | resent | result |\n");
+    md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    for r in rows {
+        let errors = if r.client_errors == 0 {
+            "0".to_string()
+        } else {
+            format!("{} ({})", r.client_errors, r.client_errors_by_kind.iter().map(|(k, v)| format!("{v}× {k}")).collect::<Vec<_>>().join(", "))
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {}{} |\n",
+            r.scenario,
+            r.accepted,
+            r.counted,
+            r.duplicates,
+            r.lost,
+            errors,
+            r.recovery_seconds.map_or("—".into(), |s| format!("{s:.1}")),
+            r.retried,
+            if r.ok { "exact" } else { "**FAILED**" },
+            if r.notes.is_empty() { String::new() } else { format!(": {}", r.notes.join("; ")) }
+        ));
+    }
+    md.push_str(
+        "\naccepted: distinct solved challenges that got a 202 (one sent to both replicas counts once), or a 403 captcha_already_used to a resend of the same vote. \
+counted: the paredão's total in the store after the backlog drained (vote queue empty, total still for 6 s), minus its total before. \
+duplicates = counted − accepted, lost = accepted − counted (when positive). \
+client errors: votes whose last answer was neither a 202 nor a retryable one (429, 5xx, no answer) resent with the same challenge, and non-403 answers to injected replays; resent: retryable answers followed by a resend. \
+recovery s: from the fault's end (the restart, the alarm cleared, the poison published), the later of the first one-second window with 202s for ≥ 90% of the steady rate \
+and the moment the store's total covered every vote accepted up to the fault's end; — when either never happened.\n",
+    );
+    md
+}
+
+pub async fn main(argv: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let args = parse_args(argv)?;
+    let scenarios: Vec<Scenario> = if args.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        args.scenarios.iter().map(|n| Scenario::parse(n)).collect::<Result<_, _>>()?
+    };
+    let ctx = Ctx {
+        target: Target::new(&args.base, &args.paredao)?,
+        replicas: args.api_ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect(),
+        split: Split::parse(&args.split)?,
+        http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?,
+        args,
+    };
+    let mut rows = Vec::new();
+    for s in scenarios {
+        let row = ctx.run(s).await;
+        ctx.restore(s).await;
+        match row {
+            Ok(r) => rows.push(r),
+            Err(e) => {
+                println!("  {} could not run: {e:#}", s.name());
+                rows.push(Row {
+                    scenario: s.name().into(),
+                    accepted: 0,
+                    counted: 0,
+                    duplicates: 0,
+                    lost: 0,
+                    client_errors: 0,
+                    recovery_seconds: None,
+                    accepting_after_seconds: None,
+                    drained_after_seconds: None,
+                    retried: 0,
+                    accepted_on_resend: 0,
+                    skipped: 0,
+                    replays_sent: 0,
+                    replays_accepted: 0,
+                    dead_lettered: None,
+                    client_errors_by_kind: BTreeMap::new(),
+                    fault_seconds: 0.0,
+                    load_seconds: 0.0,
+                    exact: false,
+                    ok: false,
+                    notes: vec![format!("did not run: {e:#}")],
+                });
+            }
+        }
+        // Written after every scenario, so that an interrupted run keeps what it measured.
+        write(&ctx.args, &rows)?;
+    }
+    let md = markdown(&rows, &ctx.args);
+    println!("\n{md}");
+    println!("written: {0}/latest.json, {0}/latest.md", ctx.args.out);
+    let failed: Vec<&str> = rows.iter().filter(|r| !r.ok).map(|r| r.scenario.as_str()).collect();
+    anyhow::ensure!(failed.is_empty(), "not exact or not recovered: {}", failed.join(", "));
+    Ok(())
+}
+
+fn write(a: &Args, rows: &[Row]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&a.out)?;
+    std::fs::write(format!("{}/latest.json", a.out), serde_json::to_string_pretty(rows)?)?;
+    std::fs::write(format!("{}/latest.md", a.out), markdown(rows, a))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_is_found_by_its_name() {
+        for s in Scenario::ALL {
+            assert_eq!(Scenario::parse(s.name()).unwrap(), s);
+        }
+        assert!(Scenario::parse("nope").is_err());
+    }
+
+    #[test]
+    fn the_poison_is_one_message_of_each_kind() {
+        let p = poison("paredao-1");
+        assert_eq!(p.len(), 6);
+        assert!(serde_json::from_str::<serde_json::Value>(&p[0].1).is_err());
+        for (_, payload) in &p[1..] {
+            let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+            assert_eq!(v["id"].as_str().unwrap().len(), 36);
+        }
+        assert!(p[2].1.contains("9300000000000"));
+    }
+}
