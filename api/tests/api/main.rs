@@ -3,6 +3,7 @@
 
 mod broker_alarm;
 mod captcha;
+mod crash;
 mod client_cookie;
 mod docs;
 mod external_captcha;
