@@ -34,6 +34,13 @@
 //! A row is `ok` when counted == accepted, recovery happened, and the scenario's own check (the
 //! poison scenario: each of its messages went to the dead-letter queue) held. The process exits
 //! non-zero when any row is not.
+//!
+//! `soak` (issue #11: a benchmark, not a test, so only with `--scenario soak`) injects no fault:
+//! the steady load for `--soak-secs`, and from the end of `--soak-warmup-secs` every process of
+//! the stack (by its pid file) has its RSS read every 5 s with the vote queue's depth. Its row is
+//! `ok` when exact, with no client error, every process's RSS at the end under 10% above its RSS
+//! after the warm-up, and the queue never deeper than 2 s of what is published to it (a
+//! consumer keeping up holds a batch or two; one falling behind soon passes any such bound).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -61,6 +68,10 @@ struct Args {
     replay_every: u64,
     max_retries: u32,
     drain_limit_secs: u64,
+    soak_secs: u64,
+    soak_warmup_secs: u64,
+    /// Where the chaos stack keeps its pid files (`run/chaos/pids`, next to `run.sh`).
+    pid_dir: String,
     scenarios: Vec<String>,
     out: String,
     command: String,
@@ -69,7 +80,7 @@ struct Args {
 const USAGE: &str = "paredao-load chaos --base http://127.0.0.1:PORT --api-ports 'P1 P2' --mgmt http://127.0.0.1:PORT --run-sh PATH \
 [--scenario NAME[,NAME...]] [--rate 3500] [--connections 256] [--lead-secs 10] [--secs 30] [--down-secs 5] \
 [--restart-delay-secs 1] [--alarm-secs 30] [--backlog-secs 480] [--replay-every 50] [--max-retries 60] \
-[--drain-limit-secs 900] [--paredao paredao-1] [--split ana=45,bruno=35,carla=20] [--out target/chaos] [--list]";
+[--drain-limit-secs 900] [--soak-secs 600] [--soak-warmup-secs 60] [--pid-dir run/chaos/pids] [--paredao paredao-1] [--split ana=45,bruno=35,carla=20] [--out target/chaos] [--list]";
 
 fn parse_args(argv: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     let mut a = Args {
@@ -90,6 +101,9 @@ fn parse_args(argv: impl Iterator<Item = String>) -> anyhow::Result<Args> {
         replay_every: 50,
         max_retries: 60,
         drain_limit_secs: 900,
+        soak_secs: 600,
+        soak_warmup_secs: 60,
+        pid_dir: String::new(),
         scenarios: Vec::new(),
         out: "target/chaos".into(),
         command: String::new(),
@@ -115,12 +129,18 @@ fn parse_args(argv: impl Iterator<Item = String>) -> anyhow::Result<Args> {
             "--replay-every" => a.replay_every = value()?.parse()?,
             "--max-retries" => a.max_retries = value()?.parse()?,
             "--drain-limit-secs" => a.drain_limit_secs = value()?.parse()?,
+            "--soak-secs" => a.soak_secs = value()?.parse()?,
+            "--soak-warmup-secs" => a.soak_warmup_secs = value()?.parse()?,
+            "--pid-dir" => a.pid_dir = value()?,
             "--scenario" => a.scenarios.extend(value()?.split(',').filter(|s| !s.is_empty()).map(str::to_string)),
             "--out" => a.out = value()?,
             "--command" => a.command = value()?,
             "--list" => {
                 for s in Scenario::ALL {
                     println!("{:<24} {}", s.name(), s.what());
+                }
+                for s in Scenario::ON_REQUEST {
+                    println!("{:<24} {} (only with --scenario {})", s.name(), s.what(), s.name());
                 }
                 std::process::exit(0);
             }
@@ -138,6 +158,12 @@ fn parse_args(argv: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     anyhow::ensure!(a.api_ports.len() >= 2, "--api-ports needs both replicas' ports");
     anyhow::ensure!(!a.mgmt.is_empty(), "--mgmt (the RabbitMQ management URL) is required");
     anyhow::ensure!(a.rate > 0 && a.connections > 0, "--rate and --connections must be positive");
+    anyhow::ensure!(a.soak_warmup_secs < a.soak_secs, "--soak-warmup-secs must be shorter than --soak-secs");
+    if a.pid_dir.is_empty() {
+        // run.sh keeps every stack under run/ beside itself (RUN_ROOT).
+        let root = std::path::Path::new(&a.run_sh).parent().unwrap_or(std::path::Path::new("."));
+        a.pid_dir = root.join("run/chaos/pids").display().to_string();
+    }
     Ok(a)
 }
 
@@ -152,6 +178,7 @@ enum Scenario {
     ReplayThreeConsumers,
     SigtermAll,
     Poison,
+    Soak,
 }
 
 impl Scenario {
@@ -167,6 +194,9 @@ impl Scenario {
         Scenario::Poison,
     ];
 
+    /// Run only when named: the soak is a benchmark (ten minutes), not a fault (issue #11).
+    const ON_REQUEST: [Scenario; 1] = [Scenario::Soak];
+
     fn name(self) -> &'static str {
         match self {
             Scenario::ConsumerKill => "consumer-kill",
@@ -178,6 +208,7 @@ impl Scenario {
             Scenario::ReplayThreeConsumers => "replay-three-consumers",
             Scenario::SigtermAll => "sigterm-all",
             Scenario::Poison => "poison",
+            Scenario::Soak => "soak",
         }
     }
 
@@ -192,12 +223,14 @@ impl Scenario {
             Scenario::ReplayThreeConsumers => "three consumers, every vote sent to both API replicas at once with the same challenge (no other fault)",
             Scenario::SigtermAll => "SIGTERM to every process of the stack at once during load, then `up` (all restarted)",
             Scenario::Poison => "one poison message of each kind published straight to the vote queue",
+            Scenario::Soak => "no fault: the steady load for --soak-secs; each process's RSS and the vote queue's depth sampled every 5 s after --soak-warmup-secs",
         }
     }
 
     fn parse(name: &str) -> anyhow::Result<Self> {
-        Self::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| {
-            anyhow::anyhow!("unknown scenario '{name}'; there are: {}", Self::ALL.map(|s| s.name()).join(", "))
+        Self::ALL.into_iter().chain(Self::ON_REQUEST).find(|s| s.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.into_iter().chain(Self::ON_REQUEST).map(|s| s.name()).collect();
+            anyhow::anyhow!("unknown scenario '{name}'; there are: {}", names.join(", "))
         })
     }
 
@@ -239,6 +272,93 @@ struct Row {
     exact: bool,
     ok: bool,
     notes: Vec<String>,
+    /// The soak's memory and queue figures; only on its row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    soak: Option<Soak>,
+}
+
+impl Row {
+    /// A row that measured nothing yet, for the fields a scenario does not fill.
+    fn empty(scenario: &str) -> Self {
+        Row {
+            scenario: scenario.into(),
+            accepted: 0,
+            counted: 0,
+            duplicates: 0,
+            lost: 0,
+            client_errors: 0,
+            recovery_seconds: None,
+            accepting_after_seconds: None,
+            drained_after_seconds: None,
+            retried: 0,
+            accepted_on_resend: 0,
+            skipped: 0,
+            replays_sent: 0,
+            replays_accepted: 0,
+            dead_lettered: None,
+            client_errors_by_kind: BTreeMap::new(),
+            fault_seconds: 0.0,
+            load_seconds: 0.0,
+            exact: false,
+            ok: false,
+            notes: Vec::new(),
+            soak: None,
+        }
+    }
+}
+
+/// How often the soak reads every process's RSS and the vote queue's depth: the management
+/// API refreshes its queue figures every 5 s, so a shorter period would read the same numbers.
+const SOAK_SAMPLE: Duration = Duration::from_secs(5);
+
+/// A process passes the soak when its RSS at the end is less than this much above its RSS
+/// right after the warm-up (issue #11).
+const MAX_RSS_GROWTH_PERCENT: f64 = 10.0;
+
+/// The vote queue is bounded when it never held more than this many seconds of what is
+/// published to it: a consumer keeping up holds a batch or two, one falling behind piles up a
+/// backlog that soon passes any fixed number of seconds. In messages (batches), measured against
+/// the queue's own publish rate, so that the bound does not depend on the batch size.
+const QUEUE_BOUND_SECONDS: f64 = 2.0;
+
+/// What the soak measured, in latest.json on its row.
+#[derive(Serialize)]
+struct Soak {
+    warmup_seconds: u64,
+    soak_seconds: u64,
+    sample_seconds: u64,
+    processes: Vec<ProcessRss>,
+    /// Vote queue depth (`messages`: ready + unacked) over the samples, in messages.
+    max_queue_depth: u64,
+    end_queue_depth: Option<u64>,
+    /// The mean publish rate to the vote queue over the samples, messages/s.
+    publish_rate: Option<f64>,
+    /// `QUEUE_BOUND_SECONDS` of `publish_rate`, in messages.
+    queue_bound: u64,
+    queue_bounded: bool,
+    samples: Vec<Sample>,
+}
+
+/// One process of the stack (with its descendants: nginx's workers, RabbitMQ's helpers).
+#[derive(Serialize)]
+struct ProcessRss {
+    name: String,
+    pid: u32,
+    after_warmup_mb: f64,
+    end_mb: f64,
+    max_mb: f64,
+    /// End against after warm-up.
+    growth_percent: f64,
+    /// The process was gone at some sample (its figures stop there).
+    exited: bool,
+}
+
+#[derive(Serialize)]
+struct Sample {
+    /// From the start of the load.
+    seconds: f64,
+    queue_depth: Option<u64>,
+    rss_mb: BTreeMap<String, f64>,
 }
 
 struct Ctx {
@@ -253,6 +373,8 @@ struct Ctx {
 struct Depth {
     messages: u64,
     unacked: u64,
+    /// Messages/s published to the queue, as the management API averages it.
+    publish_rate: Option<f64>,
 }
 
 impl Ctx {
@@ -275,7 +397,11 @@ impl Ctx {
             .error_for_status()?
             .json()
             .await?;
-        Ok(Depth { messages: v["messages"].as_u64().unwrap_or(0), unacked: v["messages_unacknowledged"].as_u64().unwrap_or(0) })
+        Ok(Depth {
+            messages: v["messages"].as_u64().unwrap_or(0),
+            unacked: v["messages_unacknowledged"].as_u64().unwrap_or(0),
+            publish_rate: v["message_stats"]["publish_details"]["rate"].as_f64(),
+        })
     }
 
     async fn publish(&self, payload: &str) -> anyhow::Result<()> {
@@ -386,29 +512,159 @@ impl Ctx {
                     println!("  published poison: {kind}");
                 }
             }
+            Scenario::Soak => anyhow::bail!("the soak injects no fault (Ctx::soak runs it)"),
         }
         Ok(notes)
     }
 
-    async fn run(&self, s: Scenario) -> anyhow::Result<Row> {
-        let a = &self.args;
-        println!("\n== {}: {}", s.name(), s.what());
+    /// Brings the stack back to whole with the scenario's consumers and waits until it is
+    /// quiet; the paredão's total then.
+    async fn prepare(&self, s: Scenario) -> anyhow::Result<u64> {
         self.fault(&["up"]).await?;
         self.fault(&["consumers", &s.consumers().to_string()]).await?;
-        let before = self
-            .settle(None, Duration::from_secs(3), Duration::from_secs(a.drain_limit_secs))
+        self.settle(None, Duration::from_secs(3), Duration::from_secs(self.args.drain_limit_secs))
             .await
-            .ok_or_else(|| anyhow::anyhow!("the stack answers no statistics"))?;
-        let dead_before = self.depth("votes.dead").await.ok().map(|d| d.messages);
-        let plan = Plan {
+            .ok_or_else(|| anyhow::anyhow!("the stack answers no statistics"))
+    }
+
+    fn plan(&self, s: Scenario) -> Plan {
+        let a = &self.args;
+        Plan {
             rate: a.rate,
             connections: a.connections,
             mode: s.mode(),
             replay_every: (s == Scenario::ConsumerStopped).then_some(a.replay_every.max(2)),
             max_retries: a.max_retries,
-        };
+        }
+    }
+
+    /// Stops the load, carries the votes in their retries to an answer and waits for the
+    /// backlog to drain; how long the load ran, and the total then (`before` if none answered).
+    async fn stop_and_drain(&self, tally: &Tally, load: tokio::task::JoinHandle<()>, before: u64) -> (f64, u64) {
+        tally.stop();
+        println!("  [{}] load stopped; carrying the votes in their retries to an answer", clock());
+        let _ = load.await;
+        let load_seconds = tally.started.elapsed().as_secs_f64();
+        let accepted = tally.accepted();
+        println!("  [{}] {} accepted; waiting for the backlog to drain", clock(), accepted);
+        let limit = Duration::from_secs(self.args.drain_limit_secs);
+        let after = self.settle(Some(before + accepted), Duration::from_secs(6), limit).await.unwrap_or(before);
+        (load_seconds, after)
+    }
+
+    /// The soak (issue #11): the steady load for `--soak-secs` with no fault. After
+    /// `--soak-warmup-secs` (caches filled, pools grown), every process's RSS is the baseline;
+    /// then RSS and the vote queue's depth are read every `SOAK_SAMPLE` until the end. A leak
+    /// shows as growth over the baseline, a consumer that cannot keep up as a queue past its
+    /// bound; an exactness or client-error failure means the load was beyond what is sustained.
+    async fn soak(&self) -> anyhow::Result<Row> {
+        let (a, s) = (&self.args, Scenario::Soak);
+        println!("\n== {}: {}", s.name(), s.what());
+        let before = self.prepare(s).await?;
         let tally = Tally::new();
-        let load = tokio::spawn(steady::run(self.target.clone(), self.replicas.clone(), self.split.clone(), plan, tally.clone()));
+        let load = tokio::spawn(steady::run(self.target.clone(), self.replicas.clone(), self.split.clone(), self.plan(s), tally.clone()));
+        println!("  [{}] load at {} votes/s over {} connections for {} s ({} s warm-up)", clock(), a.rate, a.connections, a.soak_secs, a.soak_warmup_secs);
+        tokio::time::sleep(Duration::from_secs(a.soak_warmup_secs)).await;
+        let pids = match stack_pids(&a.pid_dir) {
+            Ok(p) => p,
+            Err(e) => {
+                // Stop the load before giving up, or it would run into the next scenario.
+                self.stop_and_drain(&tally, load, before).await;
+                return Err(e);
+            }
+        };
+        println!("  [{}] warm-up over; sampling {} processes from {}", clock(), pids.len(), a.pid_dir);
+        let (samples, publish_rate) = self.sample(&tally, &pids).await;
+        let (load_seconds, after) = self.stop_and_drain(&tally, load, before).await;
+
+        let figures = soak_figures(a, &pids, samples, publish_rate);
+        let counted = after.saturating_sub(before);
+        let accepted = tally.accepted();
+        let errors = tally.errors();
+        let client_errors: u64 = errors.values().sum();
+        let exact = counted == accepted;
+        let mut notes = Vec::new();
+        for p in &figures.processes {
+            if p.exited {
+                notes.push(format!("{} (pid {}) exited during the soak", p.name, p.pid));
+            } else if p.growth_percent >= MAX_RSS_GROWTH_PERCENT {
+                notes.push(format!("{} RSS grew {:.1}% (limit {MAX_RSS_GROWTH_PERCENT}%)", p.name, p.growth_percent));
+            }
+        }
+        if !figures.queue_bounded {
+            notes.push(format!("vote queue reached {} messages (bound {})", figures.max_queue_depth, figures.queue_bound));
+        }
+        let ok = exact && client_errors == 0 && notes.is_empty();
+        let row = Row {
+            accepted,
+            counted,
+            duplicates: counted.saturating_sub(accepted),
+            lost: accepted.saturating_sub(counted),
+            client_errors,
+            retried: tally.retried.load(std::sync::atomic::Ordering::Relaxed),
+            accepted_on_resend: tally.accepted_on_resend.load(std::sync::atomic::Ordering::Relaxed),
+            skipped: tally.skipped.load(std::sync::atomic::Ordering::Relaxed),
+            client_errors_by_kind: errors,
+            load_seconds,
+            exact,
+            ok,
+            notes,
+            soak: Some(figures),
+            ..Row::empty(s.name())
+        };
+        println!(
+            "  {}: accepted {} counted {} duplicates {} lost {} client errors {} {:?} retried {} skipped {}{}",
+            row.scenario,
+            row.accepted,
+            row.counted,
+            row.duplicates,
+            row.lost,
+            row.client_errors,
+            row.client_errors_by_kind,
+            row.retried,
+            row.skipped,
+            if row.ok { "  OK" } else { "  NOT OK" }
+        );
+        Ok(row)
+    }
+
+    /// Reads the processes' RSS and the vote queue every `SOAK_SAMPLE` until `--soak-secs` of
+    /// load; the first sample is the one right after the warm-up. Also the mean publish rate to
+    /// the vote queue over the samples, for its bound.
+    async fn sample(&self, tally: &Tally, pids: &[(String, u32)]) -> (Vec<Sample>, Option<f64>) {
+        let end = tally.started + Duration::from_secs(self.args.soak_secs);
+        let mut samples = Vec::new();
+        loop {
+            let depth = self.depth("votes").await.ok();
+            let rss_mb = pids.iter().filter_map(|(name, pid)| Some((name.clone(), rss_mb(*pid)?))).collect();
+            let sample = Sample { seconds: tally.started.elapsed().as_secs_f64(), queue_depth: depth.as_ref().map(|d| d.messages), rss_mb };
+            // Once a minute on the console, so that a long soak shows it is alive.
+            if samples.len() % 12 == 0 {
+                let rss: Vec<String> = sample.rss_mb.iter().map(|(n, m)| format!("{n} {m:.0}")).collect();
+                println!("  [{}] t={:.0} s queue {:?} RSS MB: {}", clock(), sample.seconds, sample.queue_depth, rss.join(", "));
+            }
+            samples.push((sample, depth.and_then(|d| d.publish_rate)));
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            tokio::time::sleep(SOAK_SAMPLE.min(end - now)).await;
+        }
+        let rates: Vec<f64> = samples.iter().filter_map(|(_, r)| *r).collect();
+        let mean = (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64);
+        (samples.into_iter().map(|(s, _)| s).collect(), mean)
+    }
+
+    async fn run(&self, s: Scenario) -> anyhow::Result<Row> {
+        if s == Scenario::Soak {
+            return self.soak().await;
+        }
+        let a = &self.args;
+        println!("\n== {}: {}", s.name(), s.what());
+        let before = self.prepare(s).await?;
+        let dead_before = self.depth("votes.dead").await.ok().map(|d| d.messages);
+        let tally = Tally::new();
+        let load = tokio::spawn(steady::run(self.target.clone(), self.replicas.clone(), self.split.clone(), self.plan(s), tally.clone()));
         println!("  [{}] load at {} votes/s over {} connections ({:?})", clock(), a.rate, a.connections, s.mode());
         tokio::time::sleep(Duration::from_secs(a.lead_secs)).await;
 
@@ -432,13 +688,8 @@ impl Ctx {
             })
         };
         tokio::time::sleep(Duration::from_secs(a.secs)).await;
-        tally.stop();
-        println!("  [{}] load stopped; carrying the votes in their retries to an answer", clock());
-        let _ = load.await;
-        let load_seconds = tally.started.elapsed().as_secs_f64();
+        let (load_seconds, after) = self.stop_and_drain(&tally, load, before).await;
         let accepted = tally.accepted();
-        println!("  [{}] {} accepted; waiting for the backlog to drain", clock(), accepted);
-        let after = self.settle(Some(before + accepted), Duration::from_secs(6), Duration::from_secs(a.drain_limit_secs)).await.unwrap_or(before);
         let drained = watcher.await.ok().flatten();
         let accepting = steady::back_at_rate(&tally.buckets(), fault_end, a.rate, 0.9);
         let dead_lettered = match (dead_before, self.depth("votes.dead").await) {
@@ -495,6 +746,7 @@ impl Ctx {
             exact,
             ok: exact && recovery_seconds.is_some() && own_check,
             notes,
+            soak: None,
         };
         println!(
             "  {}: accepted {} counted {} duplicates {} lost {} client errors {} {:?} recovery {:?} s (accepting {:?}, drained {:?}) retried {} skipped {} dead-lettered {:?}{}",
@@ -561,6 +813,111 @@ fn clock() -> String {
     format!("{:02}:{:02}:{:02}", (s / 3600) % 24, (s / 60) % 60, s % 60)
 }
 
+/// Every process of the chaos stack, by its pid file (`NAME.pid`), sorted by name; those whose
+/// pid is not running are left out (a stopped consumer's stale file).
+fn stack_pids(dir: &str) -> anyhow::Result<Vec<(String, u32)>> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot read the chaos stack's pid files in {dir}: {e}"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "pid")
+            && let Some(name) = path.file_stem().and_then(|n| n.to_str())
+            && let Ok(pid) = std::fs::read_to_string(&path)?.trim().parse::<u32>()
+            && rss_mb(pid).is_some()
+        {
+            pids.push((name.to_string(), pid));
+        }
+    }
+    anyhow::ensure!(!pids.is_empty(), "no running process in {dir}");
+    pids.sort();
+    Ok(pids)
+}
+
+/// Resident memory (VmRSS) of a process and its descendants in MB, as `procs::peak_rss_mb`
+/// sums peaks; `None` once the process is gone.
+fn rss_mb(pid: u32) -> Option<f64> {
+    let own = |p: u32| -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+        status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+    };
+    let first = own(pid)?;
+    Some((first + crate::procs::tree(pid).into_iter().skip(1).filter_map(own).sum::<f64>()) / 1024.0)
+}
+
+fn growth_percent(from: f64, to: f64) -> f64 {
+    if from > 0.0 { (to - from) / from * 100.0 } else { 0.0 }
+}
+
+/// `QUEUE_BOUND_SECONDS` of the measured publish rate; without one, of `--rate` as if every
+/// message held one vote (the loosest reading).
+fn queue_bound(publish_rate: Option<f64>, rate: u64) -> u64 {
+    (publish_rate.unwrap_or(rate as f64) * QUEUE_BOUND_SECONDS).ceil() as u64
+}
+
+/// The soak's per-process and queue figures from its samples.
+fn soak_figures(a: &Args, pids: &[(String, u32)], samples: Vec<Sample>, publish_rate: Option<f64>) -> Soak {
+    let processes = pids
+        .iter()
+        .map(|(name, pid)| {
+            let seen: Vec<f64> = samples.iter().map_while(|s| s.rss_mb.get(name).copied()).collect();
+            let (first, last) = (seen.first().copied().unwrap_or(0.0), seen.last().copied().unwrap_or(0.0));
+            ProcessRss {
+                name: name.clone(),
+                pid: *pid,
+                after_warmup_mb: first,
+                end_mb: last,
+                max_mb: seen.iter().copied().fold(0.0, f64::max),
+                growth_percent: growth_percent(first, last),
+                exited: seen.len() < samples.len(),
+            }
+        })
+        .collect();
+    let depths: Vec<u64> = samples.iter().filter_map(|s| s.queue_depth).collect();
+    let max_queue_depth = depths.iter().copied().max().unwrap_or(0);
+    let bound = queue_bound(publish_rate, a.rate);
+    Soak {
+        warmup_seconds: a.soak_warmup_secs,
+        soak_seconds: a.soak_secs,
+        sample_seconds: SOAK_SAMPLE.as_secs(),
+        processes,
+        max_queue_depth,
+        end_queue_depth: samples.last().and_then(|s| s.queue_depth),
+        publish_rate,
+        queue_bound: bound,
+        // No depth read at all is no evidence of a bounded queue.
+        queue_bounded: !depths.is_empty() && max_queue_depth <= bound,
+        samples,
+    }
+}
+
+/// The soak's RSS table and queue line, under the scenario table.
+fn soak_markdown(s: &Soak) -> String {
+    let mut md = format!(
+        "\n**Soak**: {} s of steady load, no fault; RSS (VmRSS of each process and its descendants) and the vote queue read every {} s from the end of a {} s warm-up.\n\n",
+        s.soak_seconds, s.sample_seconds, s.warmup_seconds
+    );
+    md.push_str("| process | RSS after warm-up MB | RSS at end MB | max MB | growth % |\n|---|---:|---:|---:|---:|\n");
+    for p in &s.processes {
+        md.push_str(&format!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:+.1}{} |\n",
+            p.name,
+            p.after_warmup_mb,
+            p.end_mb,
+            p.max_mb,
+            p.growth_percent,
+            if p.exited { " (exited)" } else if p.growth_percent >= MAX_RSS_GROWTH_PERCENT { " **over**" } else { "" }
+        ));
+    }
+    md.push_str(&format!(
+        "\nVote queue (ready + unacked): max {} messages, {} at the end; bound {} messages = {QUEUE_BOUND_SECONDS} s of its publish rate ({}): {}.\nA process passes under {MAX_RSS_GROWTH_PERCENT}% growth (end against after warm-up); the row passes when exact, with no client error, every process under that growth and the queue within its bound.\n",
+        s.max_queue_depth,
+        s.end_queue_depth.map_or("—".into(), |d| d.to_string()),
+        s.queue_bound,
+        s.publish_rate.map_or("none measured: --rate, one vote per message".into(), |r| format!("{r:.1} messages/s")),
+        if s.queue_bounded { "bounded" } else { "**not bounded**" }
+    ));
+    md
+}
+
 fn markdown(rows: &[Row], a: &Args) -> String {
     let mut md = String::new();
     md.push_str(&format!(
@@ -605,6 +962,9 @@ client errors: votes whose last answer was neither a 202 nor a retryable one (42
 recovery s: from the fault's end (the restart, the alarm cleared, the poison published), the later of the first one-second window with 202s for ≥ 90% of the steady rate \
 and the moment the store's total covered every vote accepted up to the fault's end; — when either never happened.\n",
     );
+    for s in rows.iter().filter_map(|r| r.soak.as_ref()) {
+        md.push_str(&soak_markdown(s));
+    }
     md
 }
 
@@ -630,29 +990,7 @@ pub async fn main(argv: impl Iterator<Item = String>) -> anyhow::Result<()> {
             Ok(r) => rows.push(r),
             Err(e) => {
                 println!("  {} could not run: {e:#}", s.name());
-                rows.push(Row {
-                    scenario: s.name().into(),
-                    accepted: 0,
-                    counted: 0,
-                    duplicates: 0,
-                    lost: 0,
-                    client_errors: 0,
-                    recovery_seconds: None,
-                    accepting_after_seconds: None,
-                    drained_after_seconds: None,
-                    retried: 0,
-                    accepted_on_resend: 0,
-                    skipped: 0,
-                    replays_sent: 0,
-                    replays_accepted: 0,
-                    dead_lettered: None,
-                    client_errors_by_kind: BTreeMap::new(),
-                    fault_seconds: 0.0,
-                    load_seconds: 0.0,
-                    exact: false,
-                    ok: false,
-                    notes: vec![format!("did not run: {e:#}")],
-                });
+                rows.push(Row { notes: vec![format!("did not run: {e:#}")], ..Row::empty(s.name()) });
             }
         }
         // Written after every scenario, so that an interrupted run keeps what it measured.
@@ -679,10 +1017,41 @@ mod tests {
 
     #[test]
     fn every_scenario_is_found_by_its_name() {
-        for s in Scenario::ALL {
+        for s in Scenario::ALL.into_iter().chain(Scenario::ON_REQUEST) {
             assert_eq!(Scenario::parse(s.name()).unwrap(), s);
         }
         assert!(Scenario::parse("nope").is_err());
+        assert!(!Scenario::ALL.contains(&Scenario::Soak), "the soak runs only when named");
+    }
+
+    fn sample(seconds: f64, depth: u64, rss: &[(&str, f64)]) -> Sample {
+        Sample { seconds, queue_depth: Some(depth), rss_mb: rss.iter().map(|(n, m)| (n.to_string(), *m)).collect() }
+    }
+
+    #[test]
+    fn the_soak_figures_compare_the_end_with_the_warm_up() {
+        let a = parse_args(["--base", "http://127.0.0.1:1", "--api-ports", "2 3", "--mgmt", "http://127.0.0.1:4"].map(String::from).into_iter()).unwrap();
+        let pids = [("api-1".to_string(), 10), ("consumer".to_string(), 11)];
+        let samples = vec![
+            sample(60.0, 3, &[("api-1", 100.0), ("consumer", 50.0)]),
+            sample(65.0, 9, &[("api-1", 130.0), ("consumer", 55.0)]),
+            sample(70.0, 2, &[("api-1", 105.0)]),
+        ];
+        let f = soak_figures(&a, &pids, samples, Some(20.0));
+        let (api, consumer) = (&f.processes[0], &f.processes[1]);
+        assert_eq!((api.after_warmup_mb, api.end_mb, api.max_mb), (100.0, 105.0, 130.0));
+        assert!((api.growth_percent - 5.0).abs() < 1e-9 && !api.exited);
+        assert!(consumer.exited && consumer.end_mb == 55.0);
+        assert_eq!((f.max_queue_depth, f.end_queue_depth, f.queue_bound), (9, Some(2), 40));
+        assert!(f.queue_bounded);
+        assert_eq!(queue_bound(None, 3500), 7000);
+        assert!(soak_markdown(&f).contains("| api-1 | 100.0 | 105.0 | 130.0 | +5.0 |"));
+    }
+
+    #[test]
+    fn this_process_has_a_resident_size() {
+        assert!(rss_mb(std::process::id()).is_some_and(|m| m > 1.0));
+        assert!(rss_mb(u32::MAX).is_none());
     }
 
     #[test]
