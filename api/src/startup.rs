@@ -24,7 +24,7 @@ use crate::admission::Admission;
 use crate::anti_bot::AntiBot;
 use crate::fault::FaultInjector;
 use crate::rate_limit::RateLimiter;
-use crate::spent_challenges::{SpentChallenges, spawn_gossip};
+use crate::spent_challenges::{AnnouncingSink, SpentChallenges, spawn_gossip};
 use crate::batcher::{Batcher, BatcherTask};
 use crate::broker_link::BrokerLink;
 use crate::client_id::ClientIds;
@@ -69,7 +69,9 @@ impl Application {
             Duration::from_millis(settings.batcher.confirm_timeout_ms),
             broker_stop.clone(),
         );
-        let (batcher, batcher_task) = Batcher::start(settings.batcher.clone(), broker.clone());
+        let (spent, spent_news) = SpentChallenges::new(settings.captcha.spent_remembered_max.get());
+        let sink = AnnouncingSink { votes: broker.clone(), spent: spent.clone() };
+        let (batcher, batcher_task) = Batcher::start(settings.batcher.clone(), Arc::new(sink));
 
         let refreshers_stop = CancellationToken::new();
         let paredoes = Arc::new(ParedaoCache::default());
@@ -91,7 +93,6 @@ impl Application {
             ),
         ];
 
-        let (spent, spent_news) = SpentChallenges::new(settings.captcha.spent_remembered_max.get());
         refreshers.push(spawn_gossip(spent.clone(), spent_news, settings.broker.clone(), refreshers_stop.clone()));
         let anti_bot = Arc::new(AntiBot::new(&settings.captcha, spent)?);
         {

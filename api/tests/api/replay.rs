@@ -3,6 +3,10 @@
 //! still be counted once. It used to be counted twice (each consumer judged replays from its own
 //! memory).
 
+use std::time::Duration;
+
+use voting::testing::{TcpProxy, amqp_url, eventually, port_of, with_port};
+
 use crate::helpers::{OPEN, spawn_with, test_settings};
 
 #[tokio::test]
@@ -33,4 +37,78 @@ async fn a_challenge_sent_to_two_replicas_at_once_counts_once_with_two_consumers
     eprintln!("{accepted_by_both} of {tries} challenges were accepted by both replicas");
     let votes = |id: &str| stats["participants"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["votes"].as_u64().unwrap();
     assert_eq!(votes("ana") + votes("bia"), tries, "{stats}");
+}
+
+/// A replay sent to the other replica right after its 202: the spend was announced with its
+/// vote's batch, ahead of the confirm, so the other replica usually refuses it at once; when the
+/// replay beats the news it is accepted and not counted, and once the news is in it is refused.
+/// (Announced after the confirm, the news lost the race every time and a spend whose vote
+/// failed could never be retried elsewhere.)
+#[tokio::test]
+async fn a_challenge_replayed_after_its_202_is_refused_by_the_other_replica_once_the_news_is_in() {
+    let settings = test_settings();
+    let one = spawn_with(settings.clone(), true).await;
+    let two = spawn_with(settings, false).await;
+    let tries = 20;
+    let mut refused_at_once = 0;
+    for _ in 0..tries {
+        let solution = one.solved_challenge(OPEN).await;
+        assert_eq!(one.vote_with(OPEN, "ana", Some(&solution)).await.status(), 202);
+        let mut first = true;
+        eventually("the other replica to refuse the replay", Duration::from_secs(5), || {
+            let first_try = std::mem::replace(&mut first, false);
+            let (two, solution) = (&two, &solution);
+            async move {
+                let replay = two.vote_with(OPEN, "bia", Some(solution)).await;
+                let status = replay.status().as_u16();
+                assert!(status == 202 || status == 403, "{status}");
+                if status != 403 {
+                    return None;
+                }
+                let body: serde_json::Value = replay.json().await.unwrap();
+                assert_eq!(body["error"], "captcha_already_used", "{body}");
+                Some(first_try)
+            }
+        })
+        .await
+        .then(|| refused_at_once += 1);
+    }
+    eprintln!("{refused_at_once} of {tries} replays were refused at once");
+    // A vote after them all: once it is counted, every replay the other replica accepted was too.
+    assert_eq!(two.vote(OPEN, "caio").await.status(), 202);
+    let stats = one.wait_for_total(OPEN, tries + 1).await;
+    let votes = |id: &str| stats["participants"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["votes"].as_u64().unwrap();
+    assert_eq!((votes("ana"), votes("bia")), (tries, 0), "every replay counted zero times: {stats}");
+}
+
+/// A vote answered 503 releases its challenge on every replica: the viewer's retry with the
+/// same solved challenge is accepted by the other one, and counted once.
+#[tokio::test]
+async fn a_challenge_released_by_a_503_is_accepted_by_the_other_replica() {
+    let proxy = TcpProxy::start(port_of(&amqp_url())).await;
+    let settings = test_settings();
+    let mut through_proxy = settings.clone();
+    through_proxy.broker.url = with_port(&amqp_url(), proxy.port).into();
+    through_proxy.batcher.confirm_timeout_ms = 300;
+    let one = spawn_with(through_proxy, false).await;
+    let two = spawn_with(settings, true).await;
+
+    let solution = one.solved_challenge(OPEN).await;
+    proxy.freeze();
+    let refused = one.vote_with(OPEN, "ana", Some(&solution)).await;
+    assert_eq!(refused.status(), 503);
+    // The claim and the release wait in the frozen connection, in that order.
+    proxy.thaw();
+    one.wait_until_ready().await;
+    eventually("the other replica to accept the retry", Duration::from_secs(20), || async {
+        let r = two.vote_with(OPEN, "ana", Some(&solution)).await;
+        let status = r.status().as_u16();
+        assert!(status == 202 || status == 403, "{status}");
+        (status == 202).then_some(())
+    })
+    .await;
+    assert_eq!(two.vote(OPEN, "bia").await.status(), 202);
+    let stats = two.wait_for_total(OPEN, 2).await;
+    let ana = stats["participants"].as_array().unwrap().iter().find(|p| p["id"] == "ana").unwrap()["votes"].as_u64();
+    assert_eq!(ana, Some(1), "{stats}");
 }
