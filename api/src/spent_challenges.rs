@@ -62,6 +62,8 @@ pub struct SpentChallenges {
     news: mpsc::UnboundedSender<News>,
     /// Announce what is gathered now (a vote batch is being published).
     announce: Notify,
+    /// This replica's id in its news.
+    me: u64,
     /// Subscribed to the other replicas' news (readiness waits for it).
     listening: AtomicBool,
 }
@@ -79,6 +81,10 @@ pub enum News {
 /// order, so the last word on an id wins); a replica of the previous version ignores `released`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct SpentNews {
+    /// The replica that sent it: the fanout hands a replica its own news too, and its echo
+    /// must not undo what happened since (a claim's echo arriving after its release).
+    #[serde(default)]
+    from: u64,
     ids: Vec<(String, i64)>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     released: Vec<String>,
@@ -89,6 +95,7 @@ struct SpentNews {
 pub struct Spend {
     spent: Arc<SpentChallenges>,
     id: String,
+    expires_at: i64,
     kept: bool,
 }
 
@@ -96,6 +103,11 @@ impl Spend {
     /// The challenge's id (its digest), which the vote carries.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// When the challenge expires (unix seconds), which the vote carries too.
+    pub fn expires_at(&self) -> i64 {
+        self.expires_at
     }
 
     /// The vote is durable: the challenge stays spent.
@@ -124,7 +136,8 @@ impl SpentChallenges {
         let wanted = (max_remembered / SHARDS).max(1);
         let buckets = (wanted * 8 / 7).next_power_of_two();
         let per_shard = if buckets / 8 * 7 <= wanted { buckets / 8 * 7 } else { buckets / 16 * 7 }.max(1);
-        (Arc::new(Self { shards, per_shard, news, announce: Notify::new(), listening: AtomicBool::new(false) }), outbox)
+        let me = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default()) | 1;
+        (Arc::new(Self { shards, per_shard, news, announce: Notify::new(), me, listening: AtomicBool::new(false) }), outbox)
     }
 
     fn shard(&self, key: Key) -> &Mutex<HashMap<Key, u32>> {
@@ -140,7 +153,7 @@ impl SpentChallenges {
             return None;
         }
         let _ = self.news.send(News::Spent(id.to_string(), expires_at));
-        Some(Spend { spent: self.clone(), id: id.to_string(), kept: false })
+        Some(Spend { spent: self.clone(), id: id.to_string(), expires_at, kept: false })
     }
 
     /// Records a spend another replica announced.
@@ -309,7 +322,9 @@ pub fn spawn_gossip(
                         _ = async { if let Some(d) = deadline { tokio::time::sleep_until(d).await } }, if deadline.is_some() => true,
                         delivery = incoming.next() => {
                             let Some(delivery) = delivery else { return Err(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed))) };
-                            if let Ok(news) = serde_json::from_slice::<SpentNews>(&delivery?.data) {
+                            if let Ok(news) = serde_json::from_slice::<SpentNews>(&delivery?.data)
+                                && news.from != spent.me
+                            {
                                 for (id, exp) in news.ids { spent.learn(&id, exp); }
                                 for id in news.released { spent.release(&id); }
                             }
@@ -320,7 +335,7 @@ pub fn spawn_gossip(
                         while let Ok(more) = outbox.try_recv() { pending.push(more); }
                         deadline = None;
                         if !pending.is_empty() {
-                            let body = serde_json::to_vec(&SpentNews::from_news(pending.drain(..))).expect("serializes");
+                            let body = serde_json::to_vec(&SpentNews { from: spent.me, ..SpentNews::from_news(pending.drain(..)) }).expect("serializes");
                             channel.basic_publish(exchange.as_str().into(), "".into(), BasicPublishOptions::default(), &body, BasicProperties::default()).await?;
                         }
                     }

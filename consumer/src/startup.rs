@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use voting::configuration::Settings;
 use voting::store::Store;
 
+use crate::spent_janitor::{self, ForgetBound, QueuePosition};
 use crate::status::Status;
 use crate::worker::Worker;
 
@@ -19,6 +20,8 @@ pub struct Consumer {
     worker: Worker,
     store: Store,
     status: Arc<Status>,
+    position: Arc<QueuePosition>,
+    challenge_lifetime_secs: i64,
 }
 
 /// How often an idle consumer checks that the store still answers (for readiness).
@@ -29,17 +32,13 @@ impl Consumer {
         voting::metrics_exporter::prometheus_handle();
         let store = Store::connect(&settings.store).await?;
         let status = Arc::new(Status::default());
-        let worker = Worker::new(
-            settings.consumer.clone(),
-            settings.broker.clone(),
-            store.clone(),
-            status.clone(),
-            settings.captcha.expires_secs,
-        );
+        let position = Arc::new(QueuePosition::default());
+        let worker = Worker::new(settings.consumer.clone(), settings.broker.clone(), store.clone(), status.clone(), position.clone());
+        let challenge_lifetime_secs = i64::try_from(settings.captcha.expires_secs).unwrap_or(i64::MAX / 2);
         let listener = TcpListener::bind((settings.consumer.host.as_str(), settings.consumer.port)).await?;
         let port = listener.local_addr()?.port();
         tracing::info!(port, "consumer health and metrics listening");
-        Ok(Self { listener, port, worker, store, status })
+        Ok(Self { listener, port, worker, store, status, position, challenge_lifetime_secs })
     }
 
     pub fn port(&self) -> u16 {
@@ -68,6 +67,14 @@ impl Consumer {
                 }
             })
         };
+        let janitor = {
+            let (store, position, lifetime) = (self.store.clone(), self.position.clone(), self.challenge_lifetime_secs);
+            let bound = Arc::new(tokio::sync::Mutex::new(ForgetBound::new(spent_janitor::MARGIN)));
+            voting::periodic::spawn_every(spent_janitor::EVERY, stop.clone(), move || {
+                let (store, position, bound) = (store.clone(), position.clone(), bound.clone());
+                async move { spent_janitor::tidy(&store, &mut *bound.lock().await, &position, lifetime).await }
+            })
+        };
         {
             let stop = stop.clone();
             tokio::spawn(async move {
@@ -78,6 +85,7 @@ impl Consumer {
         self.worker.run(stop.clone()).await;
         stop.cancel();
         let _ = probe.await;
+        let _ = janitor.await;
         http_stop.cancel();
         http.await??;
         Ok(())

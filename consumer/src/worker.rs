@@ -39,6 +39,7 @@ use voting::paredao::{Paredao, ParedaoId};
 use voting::store::{Applied, Store, StoreError};
 use voting::vote::VoteBatch;
 
+use crate::spent_janitor::QueuePosition;
 use crate::status::Status;
 
 pub struct Worker {
@@ -47,8 +48,8 @@ pub struct Worker {
     topology: Topology,
     store: Store,
     status: Arc<Status>,
-    /// How long the store remembers a counted challenge (see `Store::apply`).
-    remember_spent: Duration,
+    /// Where in the queue this consumer is (when the store may forget counted challenges).
+    position: Arc<QueuePosition>,
     paredoes: tokio::sync::Mutex<Known>,
 }
 
@@ -63,10 +64,6 @@ struct Known {
 /// the paredões first, in case it was created or rescheduled since; at most this often, so a
 /// flood of poison cannot turn into a flood of reads.
 const RELOAD_PAREDOES_AFTER: Duration = Duration::from_secs(1);
-
-/// Slack added to twice the challenge lifetime in `remember_spent`: clock skew between the API
-/// replicas and the consumer, and the time a consumer may hold its prefetched messages.
-const SPENT_SLACK: Duration = Duration::from_secs(120);
 
 /// A write that keeps failing, with an error that does not say "away" or "busy", while the store
 /// answers pings is not the store being away: after this many attempts (about 15 s of backoff)
@@ -92,13 +89,12 @@ enum Written {
 }
 
 impl Worker {
-    /// `challenge_lifetime_secs`: how long a captcha challenge may be spent after it is issued.
     pub fn new(
         consumer: ConsumerSettings,
         broker: BrokerSettings,
         store: Store,
         status: Arc<Status>,
-        challenge_lifetime_secs: u64,
+        position: Arc<QueuePosition>,
     ) -> Self {
         Self {
             topology: Topology::new(&broker),
@@ -106,7 +102,7 @@ impl Worker {
             broker,
             store,
             status,
-            remember_spent: Duration::from_secs(challenge_lifetime_secs.saturating_mul(2)) + SPENT_SLACK,
+            position,
             paredoes: tokio::sync::Mutex::new(Known::default()),
         }
     }
@@ -257,7 +253,7 @@ impl Worker {
         let mut backoff = Backoff::default();
         let mut attempts_while_reachable = 0;
         loop {
-            let e = match self.store.apply(batches, self.remember_spent).await {
+            let e = match self.store.apply(batches).await {
                 Ok(applied) => {
                     self.status.set_store(true);
                     return Written::Applied(applied);
@@ -281,6 +277,7 @@ impl Worker {
     }
 
     fn counted(&self, applied: &Applied, batches: &[VoteBatch], started: Instant) {
+        self.position.finished(batches);
         metrics::histogram!("paredao_consumer_write_seconds").record(started.elapsed().as_secs_f64());
         metrics::counter!("paredao_consumer_votes_persisted_total").increment(applied.votes);
         metrics::counter!("paredao_consumer_messages_total", "outcome" => "applied").increment(applied.batches as u64);

@@ -8,13 +8,19 @@
 //! - `applied_batches`: the id of every vote batch already counted. It is written in the same
 //!   transaction as the increments, so a batch's votes are counted together with its id or not
 //!   at all; a redelivered batch finds its id and is skipped. That is "exactly once".
-//! - `spent_challenges`: one document per captcha challenge counted (`_id` = its key), written in
-//!   the same transaction. A second vote spending the same challenge (a replay accepted by two
-//!   API replicas at once, or a viewer's resend after a 503) cannot be recorded again, whichever
+//! - `spent_expiring_<unix second>`: one document per captcha challenge counted (`_id` = its
+//!   key), written in the same transaction, in the collection of the `SPENT_SLOT_SECS` slot its
+//!   challenge expires in (every copy of a vote carries the same expiry, so every copy meets the
+//!   same collection). A second vote spending the same challenge (a replay accepted by two API
+//!   replicas at once, or a viewer's resend after a 503) cannot be recorded again, whichever
 //!   consumer applies it: the unique `_id` makes the store, not any one consumer's memory, the
 //!   judge. Two consumers racing on one challenge conflict, and the loser's retry sees the
-//!   winner's document. Each document expires (TTL index on `forget_at`) a fixed time after it
-//!   was *counted*, not after its vote was cast: see `Store::apply`.
+//!   winner's document. A slot's collection is dropped whole once the queue has moved past
+//!   every vote that could spend one of its challenges (`forget_spent_expiring_before`, driven
+//!   by the consumer): no per-document expiry. (A TTL index did that per document; the local
+//!   stand-in's TTL sweeper decodes the whole collection every minute under its global lock,
+//!   and with two million records counting stalled for most of each minute. Dropping a
+//!   collection is cheap on MongoDB too, where TTL deletes cost as much as the inserts.)
 //!
 //! Why the store and not a queue partitioned by challenge (a consistent-hash exchange with one
 //! active consumer per partition, so that one consumer's memory is authoritative): the API would
@@ -28,7 +34,7 @@
 //! but the local stand-in answers a lookup in such an index 25 times slower than one by `_id`,
 //! and a backlog full of replays stalled on it.)
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -37,7 +43,7 @@ use futures::TryStreamExt;
 
 use bson::{DateTime as BsonDateTime, Document, doc};
 use chrono::{DateTime, Utc};
-use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions, WriteConcern};
+use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -140,6 +146,22 @@ struct CounterDoc {
 /// Copies of each counter that transactions spread their increments over (see `try_apply`).
 const COUNTER_SHARDS: u8 = 16;
 
+/// Challenges are filed by the slot of this many seconds their expiry falls in; a slot's
+/// records go together (see the module doc). Narrow enough that little is kept beyond need,
+/// wide enough that a batch writes a handful of collections (a challenge lives 5 minutes).
+pub const SPENT_SLOT_SECS: i64 = 120;
+
+const SPENT_SLOT_PREFIX: &str = "spent_expiring_";
+
+/// The start of the slot a challenge expiring at `unix` (seconds) is filed in.
+pub fn spent_slot_of(unix: i64) -> i64 {
+    unix.div_euclid(SPENT_SLOT_SECS) * SPENT_SLOT_SECS
+}
+
+fn is_namespace_exists(e: &mongodb::error::Error) -> bool {
+    matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(c) if c.code == 48)
+}
+
 /// Challenge keys looked up per query: a full write (hundreds of batches of hundreds of votes)
 /// would otherwise make one query document of megabytes.
 const SPENT_LOOKUP_CHUNK: usize = 5_000;
@@ -170,8 +192,48 @@ impl Store {
     fn applied_batches(&self) -> Collection<Document> {
         self.db.collection("applied_batches")
     }
-    fn spent_challenges(&self) -> Collection<Document> {
-        self.db.collection("spent_challenges")
+    /// The records of the challenges expiring in the slot that starts at `slot_start`.
+    fn spent_slot(&self, slot_start: i64) -> Collection<Document> {
+        self.db.collection(&format!("{SPENT_SLOT_PREFIX}{slot_start}"))
+    }
+
+    /// The slots whose collections exist, by start.
+    async fn spent_slots(&self) -> Result<Vec<i64>, StoreError> {
+        let names = self.db.list_collection_names().await?;
+        let mut slots: Vec<i64> = names.iter().filter_map(|n| n.strip_prefix(SPENT_SLOT_PREFIX)?.parse().ok()).collect();
+        slots.sort_unstable();
+        Ok(slots)
+    }
+
+    /// Creates the collections of the slots that challenges expiring between `from` and `to`
+    /// (unix seconds) are filed in, ahead of the transactions that write them: two
+    /// transactions creating one collection at once would conflict.
+    pub async fn prepare_spent_slots(&self, from: i64, to: i64) -> Result<(), StoreError> {
+        let existing = self.spent_slots().await?;
+        let mut slot = spent_slot_of(from);
+        while slot <= to {
+            if !existing.contains(&slot)
+                && let Err(e) = self.db.create_collection(format!("{SPENT_SLOT_PREFIX}{slot}")).await
+                && !is_namespace_exists(&e)
+            {
+                return Err(e.into());
+            }
+            slot += SPENT_SLOT_SECS;
+        }
+        Ok(())
+    }
+
+    /// Drops the records of every slot that ends at or before `bound` (unix seconds): no vote
+    /// still to be counted can spend one of their challenges. Returns the slots dropped.
+    pub async fn forget_spent_expiring_before(&self, bound: i64) -> Result<Vec<i64>, StoreError> {
+        let mut dropped = Vec::new();
+        for slot in self.spent_slots().await? {
+            if slot + SPENT_SLOT_SECS <= bound {
+                self.spent_slot(slot).drop().await?;
+                dropped.push(slot);
+            }
+        }
+        Ok(dropped)
     }
     /// Operational switches shared by every replica (one document each).
     fn switches(&self) -> Collection<Document> {
@@ -206,22 +268,16 @@ impl Store {
         self.counters()
             .create_index(IndexModel::builder().keys(doc! { "paredao": 1, "hour": 1 }).build())
             .await?;
-        // The store forgets counted challenges by itself once no copy of their votes can still
-        // be on its way (MongoDB's TTL monitor sweeps every minute).
-        self.spent_challenges()
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "forget_at": 1 })
-                    .options(IndexOptions::builder().expire_after(Duration::ZERO).build())
-                    .build(),
-            )
-            .await?;
         Ok(())
     }
 
     /// How many counted challenges the store remembers (for tests).
     pub async fn spent_challenges_known(&self) -> Result<u64, StoreError> {
-        Ok(self.spent_challenges().count_documents(doc! {}).await?)
+        let mut known = 0;
+        for slot in self.spent_slots().await? {
+            known += self.spent_slot(slot).count_documents(doc! {}).await?;
+        }
+        Ok(known)
     }
 
     /// Creates or replaces a paredão by id.
@@ -274,20 +330,13 @@ impl Store {
     /// they are then skipped. A vote whose challenge was counted before (by any consumer, or
     /// earlier in this call) is not counted.
     ///
-    /// A counted challenge is remembered for `remember` after this call. That window runs from
-    /// the counting, not from the vote: two copies of one challenge's vote were both accepted
-    /// before the challenge expired, so they entered the queue at most one challenge lifetime
-    /// apart, and a FIFO queue hands them out at most that far apart (less while a backlog
-    /// drains faster than votes arrive) plus the time a consumer holds its prefetch. However
-    /// old the backlog, the second copy meets the first one's record if `remember` is at least
-    /// twice the challenge lifetime plus that slack — which is what the consumer passes.
-    pub async fn apply(&self, batches: &[VoteBatch], remember: Duration) -> Result<Applied, StoreError> {
+    pub async fn apply(&self, batches: &[VoteBatch]) -> Result<Applied, StoreError> {
         let mut attempt = 1;
         // Without replays (nearly always) the insert alone checks the challenges; after one, the
         // next transactions look them up first rather than trip and start again.
         let mut look_up = self.replays_seen.load(Ordering::Relaxed);
         loop {
-            match self.try_apply(batches, remember, look_up).await {
+            match self.try_apply(batches, look_up).await {
                 Ok(applied) => {
                     self.replays_seen.store(applied.replays > 0, Ordering::Relaxed);
                     return Ok(applied);
@@ -303,7 +352,7 @@ impl Store {
         }
     }
 
-    async fn try_apply(&self, batches: &[VoteBatch], remember: Duration, look_up: bool) -> mongodb::error::Result<Applied> {
+    async fn try_apply(&self, batches: &[VoteBatch], look_up: bool) -> mongodb::error::Result<Applied> {
         let ids: Vec<String> = batches.iter().map(|b| b.id.to_string()).collect();
         let mut session = self.client.start_session().await?;
         // The consumer acks once this commit returns, so it must be on disk on a majority of the
@@ -345,17 +394,24 @@ impl Store {
         // makes one of the two commits conflict, and the retry reads what the other committed.
         let mut spent: HashSet<String> = HashSet::new();
         if look_up {
-            let keys: Vec<&str> = fresh.iter().flat_map(|(b, _)| b.votes.iter().filter_map(|v| v.challenge.as_deref())).collect();
-            for chunk in keys.chunks(SPENT_LOOKUP_CHUNK) {
-                let mut cursor = self
-                    .spent_challenges()
-                    .find(doc! { "_id": { "$in": chunk } })
-                    .projection(doc! { "_id": 1 })
-                    .session(&mut session)
-                    .await?;
-                while let Some(d) = cursor.next(&mut session).await {
-                    if let Ok(id) = d?.get_str("_id") {
-                        spent.insert(id.to_owned());
+            let mut by_slot: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+            for vote in fresh.iter().flat_map(|(b, _)| &b.votes) {
+                if let Some(k) = vote.challenge.as_deref() {
+                    by_slot.entry(spent_slot_of(vote.challenge_filed_at())).or_default().push(k);
+                }
+            }
+            for (slot, keys) in by_slot {
+                for chunk in keys.chunks(SPENT_LOOKUP_CHUNK) {
+                    let mut cursor = self
+                        .spent_slot(slot)
+                        .find(doc! { "_id": { "$in": chunk } })
+                        .projection(doc! { "_id": 1 })
+                        .session(&mut session)
+                        .await?;
+                    while let Some(d) = cursor.next(&mut session).await {
+                        if let Ok(id) = d?.get_str("_id") {
+                            spent.insert(id.to_owned());
+                        }
                     }
                 }
             }
@@ -364,11 +420,9 @@ impl Store {
         // Fold the fresh batches' votes, leaving out replayed challenges (`spent` grows as we
         // go, so a replay inside this call is caught too).
         let mut tally = Tally::default();
-        let mut spent_now = Vec::new();
+        let mut spent_now: BTreeMap<i64, Vec<Document>> = BTreeMap::new();
         let mut replays = 0;
-        let now = Utc::now();
-        let applied_at = BsonDateTime::from_chrono(now);
-        let forget_at = BsonDateTime::from_chrono(now + chrono::TimeDelta::from_std(remember).unwrap_or(chrono::TimeDelta::MAX));
+        let applied_at = BsonDateTime::from_chrono(Utc::now());
         let mut records = Vec::with_capacity(fresh.len());
         for (batch, id) in &fresh {
             for vote in &batch.votes {
@@ -377,14 +431,14 @@ impl Store {
                         replays += 1;
                         continue;
                     }
-                    spent_now.push(doc! { "_id": k, "forget_at": forget_at });
+                    spent_now.entry(spent_slot_of(vote.challenge_filed_at())).or_default().push(doc! { "_id": k });
                 }
                 tally.add(vote);
             }
             records.push(doc! { "_id": *id, "applied_at": applied_at });
         }
-        if !spent_now.is_empty() {
-            self.spent_challenges().insert_many(spent_now).session(&mut session).await?;
+        for (slot, records) in spent_now {
+            self.spent_slot(slot).insert_many(records).session(&mut session).await?;
         }
         self.applied_batches().insert_many(records).session(&mut session).await?;
 

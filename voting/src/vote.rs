@@ -24,11 +24,23 @@ pub struct Vote {
     /// faster than they could tell each other.
     #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
     pub challenge: Option<String>,
+    /// When that challenge expires, in unix seconds: every copy of a replayed vote carries the
+    /// same, so the store files a challenge's record by it (`voting::store`).
+    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
+    pub challenge_expires: Option<i64>,
 }
 
 /// How much of a challenge digest identifies it: 128 bits, collision-free in practice for the
 /// few minutes a challenge lives, and half the bytes of the full digest in every message.
 pub const CHALLENGE_KEY_CHARS: usize = 32;
+
+/// What a vote without `x` is filed as having lived for (the default challenge lifetime).
+pub const LEGACY_CHALLENGE_LIFETIME_SECS: i64 = 300;
+
+/// A challenge expires after its vote was cast and within this long of it (a day: far beyond
+/// any lifetime we configure; what the API sends is checked against it, so that a forged
+/// expiry cannot keep a record for years).
+pub const MAX_CHALLENGE_EXPIRY_AFTER_CAST_SECS: i64 = 86_400;
 
 /// A challenge key as a number: the 32 hex digits the vote carries (how an API replica holds
 /// millions of them: about 40 bytes each with the map's overhead, against over 100 as a `String`).
@@ -42,14 +54,23 @@ pub fn challenge_key(challenge: &str) -> u128 {
 
 impl Vote {
     pub fn new(paredao: ParedaoId, participant: ParticipantId, cast_at: DateTime<Utc>) -> Self {
-        Self { paredao, participant, cast_at_ms: cast_at.timestamp_millis(), challenge: None }
+        Self { paredao, participant, cast_at_ms: cast_at.timestamp_millis(), challenge: None, challenge_expires: None }
     }
 
-    /// The vote with the challenge it spent, identified by its digest's prefix.
-    pub fn spending(mut self, challenge_digest: &str) -> Self {
+    /// The vote with the challenge it spent, identified by its digest's prefix, and when that
+    /// challenge expires (unix seconds).
+    pub fn spending(mut self, challenge_digest: &str, expires_at: i64) -> Self {
         let end = challenge_digest.len().min(CHALLENGE_KEY_CHARS);
         self.challenge = Some(challenge_digest.get(..end).unwrap_or(challenge_digest).to_string());
+        self.challenge_expires = Some(expires_at);
         self
+    }
+
+    /// The unix second the record of this vote's challenge is filed under: its expiry, or for a
+    /// vote that does not say (sent by an API before it did), its cast time plus the longest
+    /// challenge lifetime we ship.
+    pub fn challenge_filed_at(&self) -> i64 {
+        self.challenge_expires.unwrap_or(self.cast_at_ms.div_euclid(1000) + LEGACY_CHALLENGE_LIFETIME_SECS)
     }
 
     pub fn cast_at(&self) -> DateTime<Utc> {
@@ -96,6 +117,8 @@ pub enum InvalidVote {
     CastOutsideWindow { index: usize, paredao: String, t: i64, skew_secs: i64 },
     #[error("vote {index} carries a challenge key that is not {CHALLENGE_KEY_CHARS} lowercase hex digits (one spelling per challenge, so one document per challenge)")]
     MalformedChallenge { index: usize },
+    #[error("vote {index} says its challenge expires at {x} (unix seconds), which is not within a day after its cast time {t} ms")]
+    ChallengeExpiryOutOfRange { index: usize, x: i64, t: i64 },
 }
 
 impl InvalidVote {
@@ -106,6 +129,7 @@ impl InvalidVote {
             InvalidVote::UnknownParticipant { .. } => "unknown_participant",
             InvalidVote::CastOutsideWindow { .. } => "cast_outside_window",
             InvalidVote::MalformedChallenge { .. } => "malformed_challenge",
+            InvalidVote::ChallengeExpiryOutOfRange { .. } => "challenge_expiry_out_of_range",
         }
     }
 }
@@ -153,6 +177,12 @@ impl VoteBatch {
             {
                 return Err(InvalidVote::MalformedChallenge { index });
             }
+            if let Some(x) = vote.challenge_expires {
+                let cast = vote.cast_at_ms.div_euclid(1000);
+                if !(cast - CAST_SKEW_SECS..=cast + MAX_CHALLENGE_EXPIRY_AFTER_CAST_SECS).contains(&x) {
+                    return Err(InvalidVote::ChallengeExpiryOutOfRange { index, x, t: vote.cast_at_ms });
+                }
+            }
         }
         Ok(())
     }
@@ -183,7 +213,7 @@ mod tests {
     use super::*;
 
     fn vote(p: &str, c: &str, ms: i64) -> Vote {
-        Vote { paredao: ParedaoId::parse(p).unwrap(), participant: ParticipantId::parse(c).unwrap(), cast_at_ms: ms, challenge: None }
+        Vote { paredao: ParedaoId::parse(p).unwrap(), participant: ParticipantId::parse(c).unwrap(), cast_at_ms: ms, challenge: None, challenge_expires: None }
     }
 
     #[test]
@@ -216,8 +246,10 @@ mod tests {
         let plain = vote("p1", "ana", 1_764_000_000_000);
         assert!(!String::from_utf8(VoteBatch::seal(vec![plain.clone()], Utc::now()).encode()).unwrap().contains("\"k\""));
         let digest = "ab".repeat(32);
-        let spent = plain.spending(&digest);
+        let spent = plain.clone().spending(&digest, 1_764_000_300);
         assert_eq!(spent.challenge.as_deref(), Some(&digest[..CHALLENGE_KEY_CHARS]));
+        assert_eq!(spent.challenge_filed_at(), 1_764_000_300);
+        assert_eq!(plain.challenge_filed_at(), 1_764_000_000 + LEGACY_CHALLENGE_LIFETIME_SECS, "an older API's vote");
         let batch = VoteBatch::seal(vec![spent], Utc::now());
         assert_eq!(VoteBatch::decode(&batch.encode()).unwrap(), batch);
     }
@@ -248,7 +280,11 @@ mod tests {
         let at = open.timestamp_millis() + 1000;
         let check = |votes: Vec<Vote>| VoteBatch::seal(votes, Utc::now()).check(known);
 
-        assert_eq!(check(vec![vote("p1", "ana", at), vote("p1", "bia", at).spending(&"ab".repeat(32))]), Ok(()));
+        assert_eq!(check(vec![vote("p1", "ana", at), vote("p1", "bia", at).spending(&"ab".repeat(32), at / 1000 + 300)]), Ok(()));
+        for x in [at / 1000 - CAST_SKEW_SECS - 1, at / 1000 + MAX_CHALLENGE_EXPIRY_AFTER_CAST_SECS + 1, i64::MIN, i64::MAX] {
+            let forged = vote("p1", "bia", at).spending(&"ab".repeat(32), x);
+            assert_eq!(check(vec![forged]).unwrap_err().reason(), "challenge_expiry_out_of_range", "x = {x}");
+        }
         assert_eq!(check(vec![vote("p1", "ana", open.timestamp_millis() - 60_000)]), Ok(()), "inside the skew");
         assert_eq!(check(vec![vote("p1", "ana", at), vote("p2", "ana", at)]).unwrap_err().reason(), "unknown_paredao");
         assert_eq!(check(vec![vote("p1", "caio", at)]).unwrap_err().reason(), "unknown_participant");

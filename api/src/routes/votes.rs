@@ -123,7 +123,7 @@ async fn accept(
 
     let mut vote = Vote::new(paredao.id.clone(), participant.id.clone(), now);
     if let Some(spend) = &spent {
-        vote = vote.spending(spend.id());
+        vote = vote.spending(spend.id(), spend.expires_at());
     }
     // Should this fail (a 503) or the client leave first, `spent` drops and releases the
     // challenge: the same solved challenge may be sent again, and the store counts it once.

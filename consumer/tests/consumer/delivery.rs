@@ -87,13 +87,15 @@ async fn two_consumers_count_a_replay_once_however_old_the_backlog() {
     let store = seeded_store(&settings).await;
     // A backlog: votes cast 20 minutes ago (the paredão opened an hour ago), longer ago than a
     // challenge lives, each challenge sent twice (to both API replicas) and queued while no
-    // consumer ran. Counting forgets a challenge by when it was counted, not when it was cast.
+    // consumer ran. Their challenges expired 15 minutes ago; their records are kept for as long as
+    // the queue has not passed them, however old.
     let cast = Utc::now() - chrono::TimeDelta::minutes(20);
     let keys: Vec<String> = (0..40).map(|i| format!("{:032x}", 0xabc000 + i)).collect();
     for k in &keys {
         for participant in ["ana", "bia"] {
             let mut b = batch_spending(participant, &[k]);
             b.votes[0].cast_at_ms = cast.timestamp_millis();
+            b.votes[0].challenge_expires = Some(cast.timestamp() + 300);
             publisher.publish(&b.encode()).await;
         }
     }

@@ -97,10 +97,14 @@ pub async fn wait_for_counted(store: &Store, expected: u64) {
 }
 
 /// A batch of one vote per challenge key, each spending that challenge, as the API sends them.
+/// Every copy of a challenge carries the same expiry (the API reads it from the challenge): here
+/// five minutes after the test process first asked.
 pub fn batch_spending(participant: &str, challenges: &[&str]) -> VoteBatch {
+    static EXPIRES: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let expires = *EXPIRES.get_or_init(|| Utc::now().timestamp() + 300);
     let votes = challenges
         .iter()
-        .map(|k| Vote::new(ParedaoId::parse(OPEN).unwrap(), ParticipantId::parse(participant).unwrap(), Utc::now()).spending(k))
+        .map(|k| Vote::new(ParedaoId::parse(OPEN).unwrap(), ParticipantId::parse(participant).unwrap(), Utc::now()).spending(k, expires))
         .collect();
     VoteBatch::seal(votes, Utc::now())
 }

@@ -1,0 +1,132 @@
+//! When the store may forget counted challenges: the records of a slot of challenge expiries
+//! (`voting::store`) are dropped once no vote still to be counted can spend one of them.
+//!
+//! Every copy of a vote spending a challenge was accepted before the challenge expired, and its
+//! batch sealed then (by an API replica's clock, within `CAST_SKEW_SECS` of the others) and
+//! published within seconds. The vote queue hands messages out in the order they arrived, so once
+//! this consumer has finished a batch sealed at `s`, every batch sealed before `s - SEAL_SLACK`
+//! has been handed to some consumer. Those another consumer holds are counted within seconds; we
+//! wait `MARGIN` more before relying on it. So a slot ending before
+//! `sealed(MARGIN ago) - CAST_SKEW_SECS - SEAL_SLACK` is done with. This follows the queue, not the
+//! clock: while a backlog of any age drains, its slots are kept until the drain has passed them.
+//! (What it assumes: no consumer holds a message for longer than `MARGIN` without counting it.
+//! A consumer whose store writes fail retries them; were the store away for it alone for that
+//! long while another counts, a replay in its hands could be counted again.)
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use voting::store::{SPENT_SLOT_SECS, Store};
+use voting::vote::{CAST_SKEW_SECS, VoteBatch};
+
+/// How long after this consumer finished a batch its position in the queue is relied on.
+pub const MARGIN: Duration = Duration::from_secs(180);
+
+/// How long after sealing a batch may reach the queue (a publish waits at most seconds).
+pub const SEAL_SLACK_SECS: i64 = 30;
+
+/// How often the slots are prepared and the old ones dropped.
+pub const EVERY: Duration = Duration::from_secs(10);
+
+/// The newest seal time among the batches this consumer has finished (counted, skipped as
+/// redeliveries, or dead-lettered), in ms; 0 before the first.
+#[derive(Default)]
+pub struct QueuePosition {
+    newest_sealed_ms: AtomicI64,
+}
+
+impl QueuePosition {
+    pub fn finished(&self, batches: &[VoteBatch]) {
+        if let Some(newest) = batches.iter().map(|b| b.sealed_at_ms).max() {
+            self.newest_sealed_ms.fetch_max(newest, Ordering::Relaxed);
+        }
+    }
+
+    pub fn newest_sealed_ms(&self) -> i64 {
+        self.newest_sealed_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// Samples of the queue position over time, to know where it was `MARGIN` ago.
+pub struct ForgetBound {
+    samples: VecDeque<(Instant, i64)>,
+    margin: Duration,
+}
+
+impl ForgetBound {
+    pub fn new(margin: Duration) -> Self {
+        Self { samples: VecDeque::new(), margin }
+    }
+
+    /// Records the position now; returns the unix second before which slots may be dropped,
+    /// once there is a position at least `margin` old.
+    pub fn observe(&mut self, now: Instant, newest_sealed_ms: i64) -> Option<i64> {
+        self.samples.push_back((now, newest_sealed_ms));
+        // Keep the newest sample that is at least `margin` old, and those after it.
+        while self.samples.len() >= 2 && now.duration_since(self.samples[1].0) >= self.margin {
+            self.samples.pop_front();
+        }
+        let &(at, sealed_ms) = self.samples.front()?;
+        (now.duration_since(at) >= self.margin && sealed_ms > 0)
+            .then(|| sealed_ms.div_euclid(1000) - CAST_SKEW_SECS - SEAL_SLACK_SECS)
+    }
+}
+
+/// One round: creates the slots that votes arriving now will write (ahead of the transactions,
+/// which would conflict creating one together), then drops those the queue has passed.
+pub async fn tidy(store: &Store, bound: &mut ForgetBound, position: &QueuePosition, challenge_lifetime_secs: i64) {
+    let now = chrono::Utc::now().timestamp();
+    if let Err(e) = store
+        .prepare_spent_slots(now - CAST_SKEW_SECS, now + challenge_lifetime_secs + CAST_SKEW_SECS + SPENT_SLOT_SECS)
+        .await
+    {
+        tracing::warn!(error = %e, "could not prepare the spent-challenge slots; the transactions will create them");
+    }
+    let Some(before) = bound.observe(Instant::now(), position.newest_sealed_ms()) else { return };
+    match store.forget_spent_expiring_before(before).await {
+        Ok(dropped) if !dropped.is_empty() => {
+            metrics::counter!("paredao_consumer_spent_slots_dropped_total").increment(dropped.len() as u64);
+            tracing::info!(slots = ?dropped, before, "forgot the counted challenges of slots the queue has passed");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not drop old spent-challenge slots; trying again later"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_dropped_only_behind_where_the_queue_was_a_margin_ago() {
+        let margin = Duration::from_secs(180);
+        let mut bound = ForgetBound::new(margin);
+        let start = Instant::now();
+        let sealed = 1_764_000_000_000;
+        assert_eq!(bound.observe(start, sealed), None, "no position old enough yet");
+        assert_eq!(bound.observe(start + Duration::from_secs(179), sealed + 179_000), None);
+        let expected = sealed / 1000 - CAST_SKEW_SECS - SEAL_SLACK_SECS;
+        assert_eq!(bound.observe(start + margin, sealed + 180_000), Some(expected), "where it was 180 s ago");
+        // A backlog draining fast: the bound follows the queue's position, a margin late.
+        assert_eq!(bound.observe(start + Duration::from_secs(370), sealed + 3_600_000), Some(expected + 180));
+    }
+
+    #[test]
+    fn a_consumer_that_has_finished_nothing_drops_nothing() {
+        let mut bound = ForgetBound::new(Duration::from_secs(1));
+        let start = Instant::now();
+        assert_eq!(bound.observe(start, 0), None);
+        assert_eq!(bound.observe(start + Duration::from_secs(10), 0), None);
+    }
+
+    #[test]
+    fn the_position_is_the_newest_batch_finished() {
+        let position = QueuePosition::default();
+        let batch = |ms| VoteBatch { sealed_at_ms: ms, ..VoteBatch::seal(Vec::new(), chrono::Utc::now()) };
+        position.finished(&[batch(5), batch(9), batch(7)]);
+        position.finished(&[batch(3)]);
+        assert_eq!(position.newest_sealed_ms(), 9);
+    }
+}
