@@ -15,9 +15,9 @@ use voting::configuration::{CaptchaMode, CaptchaSettings};
 use voting::paredao::ParedaoId;
 
 use crate::captcha::{Altcha, CaptchaRejection, ChallengeView};
-use crate::external_captcha::{ExternalCaptcha, ExternalCaptchaError};
 use crate::client_id::ClientId;
 use crate::difficulty::{ClientKey, Difficulty};
+use crate::external_captcha::{ExternalCaptcha, ExternalCaptchaError};
 use crate::spent_challenges::{Spend, SpentChallenges};
 
 pub struct AntiBot {

@@ -177,7 +177,11 @@ async fn run(
     let _ = in_flight.acquire_many(max_in_flight as u32).await;
 }
 
-fn finish(waiters: Vec<oneshot::Sender<Result<(), PublishError>>>, outcome: Result<(), PublishError>, started: Instant) {
+fn finish(
+    waiters: Vec<oneshot::Sender<Result<(), PublishError>>>,
+    outcome: Result<(), PublishError>,
+    started: Instant,
+) {
     let label = match outcome {
         Ok(()) => {
             // Counted here, where the votes became durable, rather than in the handler: a

@@ -40,7 +40,11 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 impl BrokerLink {
     /// Starts the supervisor; it stops (closing the connection) when `stop` is cancelled.
     /// `publish_timeout`: how long a publish may wait to be handed to the connection.
-    pub fn start(settings: BrokerSettings, publish_timeout: Duration, stop: CancellationToken) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        settings: BrokerSettings,
+        publish_timeout: Duration,
+        stop: CancellationToken,
+    ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let link = Arc::new(Self {
             topology: Topology::new(&settings),
             settings,

@@ -63,7 +63,10 @@ pub struct ChallengeView {
 
 impl From<Challenge> for ChallengeView {
     fn from(c: Challenge) -> Self {
-        let algorithm = serde_json::to_value(c.algorithm).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| "SHA-256".into());
+        let algorithm = serde_json::to_value(c.algorithm)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_else(|| "SHA-256".into());
         Self { algorithm, challenge: c.challenge, maxnumber: c.maxnumber, salt: c.salt, signature: c.signature }
     }
 }
@@ -85,7 +88,14 @@ struct WidgetPayload {
 
 impl From<WidgetPayload> for Payload {
     fn from(w: WidgetPayload) -> Self {
-        Payload { algorithm: w.algorithm, challenge: w.challenge, number: w.number, salt: w.salt, signature: w.signature, took: None }
+        Payload {
+            algorithm: w.algorithm,
+            challenge: w.challenge,
+            number: w.number,
+            salt: w.salt,
+            signature: w.signature,
+            took: None,
+        }
     }
 }
 
@@ -129,7 +139,8 @@ impl Altcha {
         } else {
             base64::engine::general_purpose::STANDARD.decode(solution).map_err(|_| CaptchaRejection::Malformed)?
         };
-        let payload: Payload = serde_json::from_slice::<WidgetPayload>(&json).map_err(|_| CaptchaRejection::Malformed)?.into();
+        let payload: Payload =
+            serde_json::from_slice::<WidgetPayload>(&json).map_err(|_| CaptchaRejection::Malformed)?.into();
         let params = salt_params(&payload.salt);
         // A challenge without an expiry would be good forever: we never issue one.
         let expires_at: i64 = params.get("expires").and_then(|e| e.parse().ok()).ok_or(CaptchaRejection::Malformed)?;
@@ -165,7 +176,8 @@ impl Altcha {
             return Err(CaptchaRejection::BadSignature);
         }
         let signature = decode_hex(&payload.signature).ok_or(CaptchaRejection::BadSignature)?;
-        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(self.hmac_key.as_bytes()).expect("HMAC takes a key of any size");
+        let mut mac =
+            hmac::Hmac::<Sha256>::new_from_slice(self.hmac_key.as_bytes()).expect("HMAC takes a key of any size");
         mac.update(payload.challenge.as_bytes());
         // Constant time: the comparison must not tell a forger how much of a signature is right.
         mac.verify_slice(&signature).map_err(|_| CaptchaRejection::BadSignature)
@@ -192,11 +204,7 @@ fn rand_bytes() -> [u8; 12] {
 fn salt_params(salt: &str) -> std::collections::HashMap<String, String> {
     salt.split_once('?')
         .map(|(_, query)| {
-            query
-                .split('&')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
+            query.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
         })
         .unwrap_or_default()
 }
@@ -204,8 +212,9 @@ fn salt_params(salt: &str) -> std::collections::HashMap<String, String> {
 /// Solves a challenge the way the widget does (brute force), and encodes the payload the way
 /// the widget sends it. For tests and the load generator.
 pub fn solve(challenge: &ChallengeView) -> String {
-    let number = altcha_lib_rs::solve_challenge(&challenge.challenge, &challenge.salt, None, Some(challenge.maxnumber), 0)
-        .expect("the challenge is solvable within its max number");
+    let number =
+        altcha_lib_rs::solve_challenge(&challenge.challenge, &challenge.salt, None, Some(challenge.maxnumber), 0)
+            .expect("the challenge is solvable within its max number");
     encode_solution(challenge, number)
 }
 
@@ -258,7 +267,10 @@ mod tests {
         // Moving the challenge to another paredão, or pushing its expiry, changes the salt.
         let mut tampered = c.clone();
         tampered.salt = c.salt.replace("p1:", "p2:");
-        assert_eq!(a.verify(&paredao("p2"), Some(&encode_solution(&tampered, number))), Err(CaptchaRejection::BadSignature));
+        assert_eq!(
+            a.verify(&paredao("p2"), Some(&encode_solution(&tampered, number))),
+            Err(CaptchaRejection::BadSignature)
+        );
 
         let old = a.challenge(&paredao("p1"), 2_000, Utc::now() - TimeDelta::seconds(600));
         assert_eq!(a.verify(&paredao("p1"), Some(&solve(&old))), Err(CaptchaRejection::Expired));

@@ -24,9 +24,7 @@ pub fn client_ip(headers: &HeaderMap, peer: SocketAddr, trusted_proxies: &[IpNet
     if !is_trusted(peer, trusted_proxies) {
         return peer;
     }
-    real_ip(headers)
-        .or_else(|| forwarded_for(headers, trusted_proxies))
-        .unwrap_or(peer)
+    real_ip(headers).or_else(|| forwarded_for(headers, trusted_proxies)).unwrap_or(peer)
 }
 
 fn real_ip(headers: &HeaderMap) -> Option<IpAddr> {

@@ -40,7 +40,8 @@ impl ClientIds {
     pub fn new(captcha_hmac_key: &str) -> Self {
         // HMAC(captcha key, purpose): a key of its own, derived rather than configured, so a
         // deployment has one secret to share between replicas, not two.
-        let mut derive = Hmac::<Sha256>::new_from_slice(captcha_hmac_key.as_bytes()).expect("HMAC takes a key of any size");
+        let mut derive =
+            Hmac::<Sha256>::new_from_slice(captcha_hmac_key.as_bytes()).expect("HMAC takes a key of any size");
         derive.update(b"paredao client id cookie v1");
         let key = derive.finalize().into_bytes();
         Self { mac: Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes a key of any size") }

@@ -29,7 +29,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("the vote was not accepted: {0}; nothing was counted, try again")]
     NotDurable(PublishError),
-    #[error("the vote is busy right now: this request was not read, nothing was counted and its captcha was not used; try again in a moment")]
+    #[error(
+        "the vote is busy right now: this request was not read, nothing was counted and its captcha was not used; try again in a moment"
+    )]
     Overloaded,
     #[error("the service is not ready: {0}")]
     Unavailable(&'static str),
@@ -69,7 +71,9 @@ impl ApiError {
             ApiError::UnknownParedao(_) | ApiError::NoParedao | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::UnknownParticipant { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ParedaoNotOpen { .. } => StatusCode::CONFLICT,
-            ApiError::NotDurable(_) | ApiError::Unavailable(_) | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotDurable(_) | ApiError::Unavailable(_) | ApiError::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Captcha(CaptchaRejection::Missing | CaptchaRejection::Malformed) => StatusCode::BAD_REQUEST,
             ApiError::Captcha(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited(_) | ApiError::ChallengesRateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -111,9 +115,13 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => {
                 ("unsupported_media_type", "send the body as JSON with 'Content-Type: application/json'".to_string())
             }
-            JsonRejection::JsonSyntaxError(_) => ("malformed_json", format!("the body is not valid JSON: {}", rejection.body_text())),
+            JsonRejection::JsonSyntaxError(_) => {
+                ("malformed_json", format!("the body is not valid JSON: {}", rejection.body_text()))
+            }
             JsonRejection::JsonDataError(_) => ("invalid_body", rejection.body_text()),
-            _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "the body is too large".to_string()),
+            _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ("body_too_large", "the body is too large".to_string())
+            }
             _ => ("bad_request", rejection.body_text()),
         };
         // A syntax error is a 400 whatever axum would say; the others keep axum's status

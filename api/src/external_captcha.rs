@@ -70,9 +70,7 @@ impl ExternalCaptcha {
             // Building only fails when the TLS backend or system resolver configuration cannot
             // be loaded: a broken host, found once at start-up, not a per-request condition.
             .expect("the HTTP client for the captcha service could not be built");
-        let verify_url = settings
-            .verify_url
-            .unwrap_or_else(|| settings.provider.default_verify_url().to_owned());
+        let verify_url = settings.verify_url.unwrap_or_else(|| settings.provider.default_verify_url().to_owned());
         Self {
             provider: settings.provider,
             secret: settings.secret,
@@ -82,11 +80,7 @@ impl ExternalCaptcha {
         }
     }
 
-    pub async fn verify(
-        &self,
-        token: Option<&str>,
-        remote_ip: Option<IpAddr>,
-    ) -> Result<(), ExternalCaptchaError> {
+    pub async fn verify(&self, token: Option<&str>, remote_ip: Option<IpAddr>) -> Result<(), ExternalCaptchaError> {
         // An empty token is what a form sends when the widget never ran; asking the provider
         // about it would only spend a round trip to hear "missing-input-response".
         let Some(token) = token.filter(|t| !t.trim().is_empty()) else {
@@ -111,11 +105,7 @@ impl ExternalCaptcha {
         outcome
     }
 
-    async fn ask_provider(
-        &self,
-        token: &str,
-        remote_ip: Option<IpAddr>,
-    ) -> Result<(), ExternalCaptchaError> {
+    async fn ask_provider(&self, token: &str, remote_ip: Option<IpAddr>) -> Result<(), ExternalCaptchaError> {
         let form = SiteverifyForm {
             secret: self.secret.expose_secret(),
             response: token,
@@ -158,11 +148,7 @@ impl ExternalCaptcha {
     fn unavailable(&self, error: &reqwest::Error) -> ExternalCaptchaError {
         // The debug form carries the cause ("scheme is not http" is how a build without TLS
         // shows up); it names the URL and never the form body, so the secret and token stay out.
-        tracing::warn!(
-            provider = self.provider.name(),
-            ?error,
-            "captcha service unavailable"
-        );
+        tracing::warn!(provider = self.provider.name(), ?error, "captcha service unavailable");
         ExternalCaptchaError::Unavailable
     }
 }
@@ -192,22 +178,15 @@ mod tests {
     }
 
     /// Answers like a provider would, chosen by the token the test sends.
-    async fn siteverify(
-        State(seen): State<Arc<Seen>>,
-        Form(form): Form<HashMap<String, String>>,
-    ) -> Response {
+    async fn siteverify(State(seen): State<Arc<Seen>>, Form(form): Form<HashMap<String, String>>) -> Response {
         seen.requests.fetch_add(1, Ordering::SeqCst);
         seen.forms.lock().unwrap().push(form.clone());
         if form.get("secret").map(String::as_str) != Some(SECRET) {
-            return Json(json!({"success": false, "error-codes": ["invalid-input-secret"]}))
-                .into_response();
+            return Json(json!({"success": false, "error-codes": ["invalid-input-secret"]})).into_response();
         }
         match form.get("response").map(String::as_str) {
             Some("good") => Json(json!({"success": true, "hostname": "localhost"})).into_response(),
-            Some("bad") => {
-                Json(json!({"success": false, "error-codes": ["invalid-input-response"]}))
-                    .into_response()
-            }
+            Some("bad") => Json(json!({"success": false, "error-codes": ["invalid-input-response"]})).into_response(),
             Some("slow") => {
                 tokio::time::sleep(Duration::from_millis(TIMEOUT_MS * 10)).await;
                 Json(json!({"success": true})).into_response()
@@ -216,16 +195,13 @@ mod tests {
             Some("high-score") => Json(json!({"success": true, "score": 0.9})).into_response(),
             Some("broken") => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             Some("garbled") => "<html>not json</html>".into_response(),
-            _ => Json(json!({"success": false, "error-codes": ["missing-input-response"]}))
-                .into_response(),
+            _ => Json(json!({"success": false, "error-codes": ["missing-input-response"]})).into_response(),
         }
     }
 
     async fn spawn_fake_siteverify() -> (String, Arc<Seen>) {
         let seen = Arc::new(Seen::default());
-        let app = Router::new()
-            .route("/siteverify", post(siteverify))
-            .with_state(seen.clone());
+        let app = Router::new().route("/siteverify", post(siteverify)).with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/siteverify", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -233,19 +209,14 @@ mod tests {
     }
 
     fn captcha(provider: Provider, url: &str, secret: &str) -> ExternalCaptcha {
-        ExternalCaptcha::new(ExternalCaptchaSettings {
-            secret: SecretString::from(secret),
-            ..settings(provider, url)
-        })
+        ExternalCaptcha::new(ExternalCaptchaSettings { secret: SecretString::from(secret), ..settings(provider, url) })
     }
 
     #[tokio::test]
     async fn a_good_token_passes() {
         let (url, _) = spawn_fake_siteverify().await;
         for provider in [Provider::Hcaptcha, Provider::Turnstile, Provider::Recaptcha] {
-            let result = captcha(provider, &url, SECRET)
-                .verify(Some("good"), None)
-                .await;
+            let result = captcha(provider, &url, SECRET).verify(Some("good"), None).await;
             assert_eq!(result, Ok(()), "{provider:?}");
         }
     }
@@ -253,14 +224,8 @@ mod tests {
     #[tokio::test]
     async fn a_bad_token_is_rejected_with_the_providers_error_code() {
         let (url, _) = spawn_fake_siteverify().await;
-        let err = captcha(Provider::Hcaptcha, &url, SECRET)
-            .verify(Some("bad"), None)
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err,
-            ExternalCaptchaError::Rejected("invalid-input-response".into())
-        );
+        let err = captcha(Provider::Hcaptcha, &url, SECRET).verify(Some("bad"), None).await.unwrap_err();
+        assert_eq!(err, ExternalCaptchaError::Rejected("invalid-input-response".into()));
         assert!(err.to_string().contains("invalid-input-response"));
     }
 
@@ -268,14 +233,8 @@ mod tests {
     async fn no_token_is_missing_and_the_provider_is_not_asked() {
         let (url, seen) = spawn_fake_siteverify().await;
         let captcha = captcha(Provider::Turnstile, &url, SECRET);
-        assert_eq!(
-            captcha.verify(None, None).await,
-            Err(ExternalCaptchaError::Missing)
-        );
-        assert_eq!(
-            captcha.verify(Some(""), None).await,
-            Err(ExternalCaptchaError::Missing)
-        );
+        assert_eq!(captcha.verify(None, None).await, Err(ExternalCaptchaError::Missing));
+        assert_eq!(captcha.verify(Some(""), None).await, Err(ExternalCaptchaError::Missing));
         assert_eq!(seen.requests.load(Ordering::SeqCst), 0);
     }
 
@@ -283,9 +242,7 @@ mod tests {
     async fn a_slow_service_is_unavailable() {
         let (url, _) = spawn_fake_siteverify().await;
         let started = std::time::Instant::now();
-        let result = captcha(Provider::Turnstile, &url, SECRET)
-            .verify(Some("slow"), None)
-            .await;
+        let result = captcha(Provider::Turnstile, &url, SECRET).verify(Some("slow"), None).await;
         assert_eq!(result, Err(ExternalCaptchaError::Unavailable));
         // The timeout, not the fake's sleep, ended the wait.
         assert!(started.elapsed() < Duration::from_millis(TIMEOUT_MS * 5));
@@ -297,9 +254,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/siteverify", listener.local_addr().unwrap());
         drop(listener);
-        let result = captcha(Provider::Hcaptcha, &url, SECRET)
-            .verify(Some("good"), None)
-            .await;
+        let result = captcha(Provider::Hcaptcha, &url, SECRET).verify(Some("good"), None).await;
         assert_eq!(result, Err(ExternalCaptchaError::Unavailable));
     }
 
@@ -318,10 +273,7 @@ mod tests {
         let (url, _) = spawn_fake_siteverify().await;
         let captcha = captcha(Provider::Recaptcha, &url, SECRET);
         let err = captcha.verify(Some("low-score"), None).await.unwrap_err();
-        assert!(
-            matches!(&err, ExternalCaptchaError::Rejected(r) if r.contains("0.1")),
-            "{err}"
-        );
+        assert!(matches!(&err, ExternalCaptchaError::Rejected(r) if r.contains("0.1")), "{err}");
         assert_eq!(captcha.verify(Some("high-score"), None).await, Ok(()));
     }
 
@@ -338,9 +290,7 @@ mod tests {
     #[tokio::test]
     async fn a_score_from_another_provider_is_not_treated_as_recaptchas() {
         let (url, _) = spawn_fake_siteverify().await;
-        let result = captcha(Provider::Hcaptcha, &url, SECRET)
-            .verify(Some("low-score"), None)
-            .await;
+        let result = captcha(Provider::Hcaptcha, &url, SECRET).verify(Some("low-score"), None).await;
         assert_eq!(result, Ok(()));
     }
 
@@ -348,43 +298,28 @@ mod tests {
     async fn the_secret_token_and_remote_ip_reach_the_provider() {
         let (url, seen) = spawn_fake_siteverify().await;
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
-        let result = captcha(Provider::Turnstile, &url, SECRET)
-            .verify(Some("good"), Some(ip))
-            .await;
+        let result = captcha(Provider::Turnstile, &url, SECRET).verify(Some("good"), Some(ip)).await;
         assert_eq!(result, Ok(()));
 
         let forms = seen.forms.lock().unwrap();
         assert_eq!(forms.len(), 1);
         assert_eq!(forms[0].get("secret").map(String::as_str), Some(SECRET));
         assert_eq!(forms[0].get("response").map(String::as_str), Some("good"));
-        assert_eq!(
-            forms[0].get("remoteip").map(String::as_str),
-            Some("203.0.113.7")
-        );
+        assert_eq!(forms[0].get("remoteip").map(String::as_str), Some("203.0.113.7"));
     }
 
     #[tokio::test]
     async fn no_remote_ip_field_is_sent_when_the_ip_is_unknown() {
         let (url, seen) = spawn_fake_siteverify().await;
-        captcha(Provider::Hcaptcha, &url, SECRET)
-            .verify(Some("good"), None)
-            .await
-            .unwrap();
+        captcha(Provider::Hcaptcha, &url, SECRET).verify(Some("good"), None).await.unwrap();
         assert!(!seen.forms.lock().unwrap()[0].contains_key("remoteip"));
     }
 
     #[tokio::test]
     async fn a_wrong_secret_is_rejected_by_the_provider() {
         let (url, _) = spawn_fake_siteverify().await;
-        let result = captcha(Provider::Hcaptcha, &url, "wrong")
-            .verify(Some("good"), None)
-            .await;
-        assert_eq!(
-            result,
-            Err(ExternalCaptchaError::Rejected(
-                "invalid-input-secret".into()
-            ))
-        );
+        let result = captcha(Provider::Hcaptcha, &url, "wrong").verify(Some("good"), None).await;
+        assert_eq!(result, Err(ExternalCaptchaError::Rejected("invalid-input-secret".into())));
     }
 
     #[test]
@@ -456,12 +391,7 @@ mod tests {
 
     impl metrics::CounterFn for CountingCounter {
         fn increment(&self, value: u64) {
-            *self
-                .counts
-                .lock()
-                .unwrap()
-                .entry(self.key.clone())
-                .or_default() += value;
+            *self.counts.lock().unwrap().entry(self.key.clone()).or_default() += value;
         }
         fn absolute(&self, value: u64) {
             self.counts.lock().unwrap().insert(self.key.clone(), value);
@@ -469,37 +399,12 @@ mod tests {
     }
 
     impl metrics::Recorder for CountingRecorder {
-        fn describe_counter(
-            &self,
-            _: metrics::KeyName,
-            _: Option<metrics::Unit>,
-            _: metrics::SharedString,
-        ) {
-        }
-        fn describe_gauge(
-            &self,
-            _: metrics::KeyName,
-            _: Option<metrics::Unit>,
-            _: metrics::SharedString,
-        ) {
-        }
-        fn describe_histogram(
-            &self,
-            _: metrics::KeyName,
-            _: Option<metrics::Unit>,
-            _: metrics::SharedString,
-        ) {
-        }
+        fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+        fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+        fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
 
-        fn register_counter(
-            &self,
-            key: &metrics::Key,
-            _: &metrics::Metadata<'_>,
-        ) -> metrics::Counter {
-            let mut labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
+        fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+            let mut labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
             labels.sort();
             metrics::Counter::from_arc(Arc::new(CountingCounter {
                 key: format!("{}{{{}}}", key.name(), labels.join(",")),
@@ -511,11 +416,7 @@ mod tests {
             metrics::Gauge::noop()
         }
 
-        fn register_histogram(
-            &self,
-            _: &metrics::Key,
-            _: &metrics::Metadata<'_>,
-        ) -> metrics::Histogram {
+        fn register_histogram(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
             metrics::Histogram::noop()
         }
     }

@@ -37,7 +37,12 @@ impl FaultInjector {
     }
 
     /// Follows the store's switch every `every` until `stop`.
-    pub fn spawn_refresher(self: Arc<Self>, store: Store, every: Duration, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_refresher(
+        self: Arc<Self>,
+        store: Store,
+        every: Duration,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         self.set(0.0);
         voting::periodic::spawn_every(every, stop, move || {
             let (injector, store) = (self.clone(), store.clone());

@@ -39,7 +39,8 @@ impl HeaderLimit {
 
 pub async fn enforce(State(limit): State<HeaderLimit>, request: Request, next: Next) -> Response {
     if !limit.admits(&request) {
-        return ApiError::HeadersTooLarge { max_bytes: limit.max_bytes, max_headers: limit.max_headers }.into_response();
+        return ApiError::HeadersTooLarge { max_bytes: limit.max_bytes, max_headers: limit.max_headers }
+            .into_response();
     }
     next.run(request).await
 }

@@ -45,7 +45,9 @@ impl ResultsCache {
                 let taken_at = Utc::now();
                 match store.load_counters().await {
                     Ok(tally) => {
-                        cache.snapshot.store(Arc::new(Snapshot { counts: tally.by_paredao(), taken_at: Some(taken_at) }));
+                        cache
+                            .snapshot
+                            .store(Arc::new(Snapshot { counts: tally.by_paredao(), taken_at: Some(taken_at) }));
                         health.record(true);
                     }
                     Err(e) => {

@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
@@ -42,7 +43,6 @@ use lapin::{BasicProperties, ExchangeKind};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
-use futures::future::BoxFuture;
 use voting::backoff::Backoff;
 use voting::configuration::BrokerSettings;
 use voting::vote::{CHALLENGE_KEY_CHARS, VoteBatch, challenge_key as key_of};
@@ -137,7 +137,10 @@ impl SpentChallenges {
         let buckets = (wanted * 8 / 7).next_power_of_two();
         let per_shard = if buckets / 8 * 7 <= wanted { buckets / 8 * 7 } else { buckets / 16 * 7 }.max(1);
         let me = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default()) | 1;
-        (Arc::new(Self { shards, per_shard, news, announce: Notify::new(), me, listening: AtomicBool::new(false) }), outbox)
+        (
+            Arc::new(Self { shards, per_shard, news, announce: Notify::new(), me, listening: AtomicBool::new(false) }),
+            outbox,
+        )
     }
 
     fn shard(&self, key: Key) -> &Mutex<HashMap<Key, u32>> {
@@ -292,17 +295,37 @@ pub fn spawn_gossip(
                 let connection = voting::broker::connect(&broker, "paredao-api-spent").await?;
                 let channel = connection.create_channel().await?;
                 channel
-                    .exchange_declare(exchange.as_str().into(), ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default())
+                    .exchange_declare(
+                        exchange.as_str().into(),
+                        ExchangeKind::Fanout,
+                        ExchangeDeclareOptions::default(),
+                        FieldTable::default(),
+                    )
                     .await?;
                 // A queue of this replica's own: exclusive, gone when it disconnects.
                 let queue = channel
-                    .queue_declare("".into(), QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+                    .queue_declare(
+                        "".into(),
+                        QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+                        FieldTable::default(),
+                    )
                     .await?;
                 channel
-                    .queue_bind(queue.name().clone(), exchange.as_str().into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+                    .queue_bind(
+                        queue.name().clone(),
+                        exchange.as_str().into(),
+                        "".into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
                     .await?;
                 let mut incoming = channel
-                    .basic_consume(queue.name().clone(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+                    .basic_consume(
+                        queue.name().clone(),
+                        "".into(),
+                        BasicConsumeOptions { no_ack: true, ..Default::default() },
+                        FieldTable::default(),
+                    )
                     .await?;
                 backoff.reset();
                 spent.listening.store(true, Ordering::Relaxed);
@@ -332,11 +355,25 @@ pub fn spawn_gossip(
                         }
                     };
                     if publish_now {
-                        while let Ok(more) = outbox.try_recv() { pending.push(more); }
+                        while let Ok(more) = outbox.try_recv() {
+                            pending.push(more);
+                        }
                         deadline = None;
                         if !pending.is_empty() {
-                            let body = serde_json::to_vec(&SpentNews { from: spent.me, ..SpentNews::from_news(pending.drain(..)) }).expect("serializes");
-                            channel.basic_publish(exchange.as_str().into(), "".into(), BasicPublishOptions::default(), &body, BasicProperties::default()).await?;
+                            let body = serde_json::to_vec(&SpentNews {
+                                from: spent.me,
+                                ..SpentNews::from_news(pending.drain(..))
+                            })
+                            .expect("serializes");
+                            channel
+                                .basic_publish(
+                                    exchange.as_str().into(),
+                                    "".into(),
+                                    BasicPublishOptions::default(),
+                                    &body,
+                                    BasicProperties::default(),
+                                )
+                                .await?;
                         }
                     }
                 }
@@ -402,7 +439,8 @@ mod tests {
     #[test]
     fn another_replica_forgets_a_spend_it_is_told_was_released() {
         let (elsewhere, _outbox) = SpentChallenges::new(1_000_000);
-        let message = SpentNews::from_news([News::Spent("aa11".into(), 100), News::Released("aa11".into())].into_iter());
+        let message =
+            SpentNews::from_news([News::Spent("aa11".into(), 100), News::Released("aa11".into())].into_iter());
         let wire: SpentNews = serde_json::from_slice(&serde_json::to_vec(&message).unwrap()).unwrap();
         for (id, exp) in wire.ids {
             elsewhere.learn(&id, exp);
@@ -438,4 +476,3 @@ mod tests {
         assert!(spent.spend(&format!("{:032x}", 39_999), far + 39_999).is_none());
     }
 }
-

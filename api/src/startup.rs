@@ -22,19 +22,19 @@ use voting::store::Store;
 
 use crate::admission::Admission;
 use crate::anti_bot::AntiBot;
-use crate::fault::FaultInjector;
-use crate::rate_limit::RateLimiter;
-use crate::spent_challenges::{AnnouncingSink, SpentChallenges, spawn_gossip};
 use crate::batcher::{Batcher, BatcherTask};
 use crate::broker_link::BrokerLink;
 use crate::client_id::ClientIds;
-use crate::header_limit::HeaderLimit;
 use crate::error::ApiError;
+use crate::fault::FaultInjector;
+use crate::header_limit::HeaderLimit;
 use crate::health::StoreHealth;
 use crate::openapi::{ApiDoc, SPEC_PATH};
 use crate::paredao_cache::ParedaoCache;
+use crate::rate_limit::RateLimiter;
 use crate::results_cache::ResultsCache;
 use crate::routes;
+use crate::spent_challenges::{AnnouncingSink, SpentChallenges, spawn_gossip};
 use crate::state::AppState;
 
 pub struct Application {
@@ -97,10 +97,14 @@ impl Application {
         let anti_bot = Arc::new(AntiBot::new(&settings.captcha, spent)?);
         {
             let anti_bot = anti_bot.clone();
-            refreshers.push(voting::periodic::spawn_every(Duration::from_secs(30), refreshers_stop.clone(), move || {
-                anti_bot.purge();
-                std::future::ready(())
-            }));
+            refreshers.push(voting::periodic::spawn_every(
+                Duration::from_secs(30),
+                refreshers_stop.clone(),
+                move || {
+                    anti_bot.purge();
+                    std::future::ready(())
+                },
+            ));
         }
         let fault = Arc::new(FaultInjector::default());
         refreshers.push(fault.clone().spawn_refresher(store.clone(), Duration::from_secs(1), refreshers_stop.clone()));
@@ -148,9 +152,10 @@ impl Application {
     /// broker connection last.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         // Connect info: the peer address decides whose X-Real-IP is believed.
-        let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served =
+            axum::serve(self.listener, self.router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .with_graceful_shutdown(shutdown)
+                .await;
         let bg = self.background;
         bg.batcher.close().await;
         bg.refreshers_stop.cancel();

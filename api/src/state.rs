@@ -11,8 +11,8 @@ use crate::broker_link::BrokerLink;
 use crate::client_id::ClientIds;
 use crate::fault::FaultInjector;
 use crate::health::StoreHealth;
-use crate::rate_limit::RateLimiter;
 use crate::paredao_cache::ParedaoCache;
+use crate::rate_limit::RateLimiter;
 use crate::results_cache::ResultsCache;
 
 #[derive(Clone)]

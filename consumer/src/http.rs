@@ -30,7 +30,12 @@ async fn ready(State(s): State<HttpState>) -> impl IntoResponse {
     let store_reachable = s.status.store_reachable();
     let ready = broker_connected && store_reachable;
     let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, axum::Json(serde_json::json!({ "ready": ready, "broker_connected": broker_connected, "store_reachable": store_reachable })))
+    (
+        code,
+        axum::Json(
+            serde_json::json!({ "ready": ready, "broker_connected": broker_connected, "store_reachable": store_reachable }),
+        ),
+    )
 }
 
 async fn render_metrics(State(s): State<HttpState>) -> impl IntoResponse {

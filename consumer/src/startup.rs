@@ -33,7 +33,13 @@ impl Consumer {
         let store = Store::connect(&settings.store).await?;
         let status = Arc::new(Status::default());
         let position = Arc::new(QueuePosition::default());
-        let worker = Worker::new(settings.consumer.clone(), settings.broker.clone(), store.clone(), status.clone(), position.clone());
+        let worker = Worker::new(
+            settings.consumer.clone(),
+            settings.broker.clone(),
+            store.clone(),
+            status.clone(),
+            position.clone(),
+        );
         let challenge_lifetime_secs = i64::try_from(settings.captcha.expires_secs).unwrap_or(i64::MAX / 2);
         let listener = TcpListener::bind((settings.consumer.host.as_str(), settings.consumer.port)).await?;
         let port = listener.local_addr()?.port();

@@ -143,7 +143,12 @@ impl Worker {
         dead_letters.confirm_select(ConfirmSelectOptions::default()).await?;
         let tag = format!("paredao-consumer-{}", uuid::Uuid::new_v4());
         let mut deliveries = channel
-            .basic_consume(self.topology.queue.as_str().into(), tag.as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                self.topology.queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
         if let Err(e) = self.store.ensure_indexes().await {
             tracing::warn!(error = %e, "could not create the store's indexes yet");
@@ -179,7 +184,12 @@ impl Worker {
 
     /// Counts the votes of `held` and acks them; dead-letters what cannot be counted. Returns
     /// without acking if told to stop while the store is down (the broker redelivers).
-    async fn handle(&self, held: Vec<Delivery>, dead_letters: &Channel, stop: &CancellationToken) -> Result<(), lapin::Error> {
+    async fn handle(
+        &self,
+        held: Vec<Delivery>,
+        dead_letters: &Channel,
+        stop: &CancellationToken,
+    ) -> Result<(), lapin::Error> {
         let mut good: Vec<(VoteBatch, Delivery)> = Vec::with_capacity(held.len());
         for delivery in held {
             if delivery.redelivered {
@@ -214,7 +224,9 @@ impl Worker {
                             self.counted(&applied, one, started);
                             delivery.ack(BasicAckOptions::default()).await?;
                         }
-                        Written::Refused(e) => self.dead_letter(dead_letters, delivery, "store_refused", &e.to_string()).await?,
+                        Written::Refused(e) => {
+                            self.dead_letter(dead_letters, delivery, "store_refused", &e.to_string()).await?
+                        }
                     }
                 }
             }
@@ -282,11 +294,13 @@ impl Worker {
         metrics::counter!("paredao_consumer_votes_persisted_total").increment(applied.votes);
         metrics::counter!("paredao_consumer_messages_total", "outcome" => "applied").increment(applied.batches as u64);
         if applied.duplicates > 0 {
-            metrics::counter!("paredao_consumer_messages_total", "outcome" => "duplicate").increment(applied.duplicates as u64);
+            metrics::counter!("paredao_consumer_messages_total", "outcome" => "duplicate")
+                .increment(applied.duplicates as u64);
             tracing::info!(duplicates = applied.duplicates, "skipped batches already counted (redeliveries)");
         }
         if applied.replays > 0 {
-            metrics::counter!("paredao_consumer_votes_discarded_total", "reason" => "captcha_already_used").increment(applied.replays);
+            metrics::counter!("paredao_consumer_votes_discarded_total", "reason" => "captcha_already_used")
+                .increment(applied.replays);
             tracing::warn!(
                 votes = applied.replays,
                 "discarded votes whose captcha challenge was already counted (a replay accepted by two replicas at once, or a retry after a 503)"
@@ -294,7 +308,8 @@ impl Worker {
         }
         let now_ms = Utc::now().timestamp_millis();
         for b in batches {
-            metrics::histogram!("paredao_consumer_lag_seconds").record((now_ms - b.sealed_at_ms).max(0) as f64 / 1000.0);
+            metrics::histogram!("paredao_consumer_lag_seconds")
+                .record((now_ms - b.sealed_at_ms).max(0) as f64 / 1000.0);
         }
         tracing::debug!(messages = batches.len(), votes = applied.votes, "counted");
     }
@@ -303,7 +318,13 @@ impl Worker {
     /// headers, confirmed by the broker, then the original acked. Should the copy fail, the
     /// original is rejected, which dead-letters it through the queue's exchange (without the
     /// reason, which the log line still has).
-    async fn dead_letter(&self, channel: &Channel, delivery: Delivery, reason: &'static str, detail: &str) -> Result<(), lapin::Error> {
+    async fn dead_letter(
+        &self,
+        channel: &Channel,
+        delivery: Delivery,
+        reason: &'static str,
+        detail: &str,
+    ) -> Result<(), lapin::Error> {
         tracing::error!(
             reason,
             error = detail,
@@ -319,7 +340,8 @@ impl Worker {
         // Bounded: a detail quotes ids from the message, which may be long.
         let detail: String = detail.chars().take(512).collect();
         headers.insert(ShortString::from("x-paredao-detail"), AMQPValue::LongString(detail.as_str().into()));
-        headers.insert(ShortString::from("x-paredao-queue"), AMQPValue::LongString(self.topology.queue.as_str().into()));
+        headers
+            .insert(ShortString::from("x-paredao-queue"), AMQPValue::LongString(self.topology.queue.as_str().into()));
         let properties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
         let copied = async {
             channel

@@ -217,16 +217,28 @@ impl Scenario {
 
     fn what(self) -> &'static str {
         match self {
-            Scenario::ConsumerKill => "consumer SIGKILL mid-batch (deliveries unacked), started again after --restart-delay-secs as a supervisor would",
+            Scenario::ConsumerKill => {
+                "consumer SIGKILL mid-batch (deliveries unacked), started again after --restart-delay-secs as a supervisor would"
+            }
             Scenario::StoreKill => "store SIGKILL, restarted after --down-secs",
             Scenario::BrokerKill => "broker SIGKILL, restarted after --down-secs",
             Scenario::ApiKill => "API replica 2 SIGKILL, not restarted during the scenario (nginx routes around it)",
-            Scenario::MemoryAlarm => "broker memory alarm (vm_memory_high_watermark absolute 1) for --alarm-secs, then back to 0.4",
-            Scenario::ConsumerStopped => "consumer stopped (SIGTERM) for --backlog-secs while votes keep coming and old accepted challenges are replayed to both replicas, then started",
-            Scenario::ReplayThreeConsumers => "three consumers, every vote sent to both API replicas at once with the same challenge (no other fault)",
-            Scenario::SigtermAll => "SIGTERM to every process of the stack at once during load, then `up` (all restarted)",
+            Scenario::MemoryAlarm => {
+                "broker memory alarm (vm_memory_high_watermark absolute 1) for --alarm-secs, then back to 0.4"
+            }
+            Scenario::ConsumerStopped => {
+                "consumer stopped (SIGTERM) for --backlog-secs while votes keep coming and old accepted challenges are replayed to both replicas, then started"
+            }
+            Scenario::ReplayThreeConsumers => {
+                "three consumers, every vote sent to both API replicas at once with the same challenge (no other fault)"
+            }
+            Scenario::SigtermAll => {
+                "SIGTERM to every process of the stack at once during load, then `up` (all restarted)"
+            }
             Scenario::Poison => "one poison message of each kind published straight to the vote queue",
-            Scenario::Soak => "no fault: the steady load for --soak-secs; each process's RSS and the vote queue's depth sampled every 5 s after --soak-warmup-secs",
+            Scenario::Soak => {
+                "no fault: the steady load for --soak-secs; each process's RSS and the vote queue's depth sampled every 5 s after --soak-warmup-secs"
+            }
         }
     }
 
@@ -383,9 +395,13 @@ struct Depth {
 impl Ctx {
     /// `run.sh chaos-fault ACTION...`, which acts on the chaos stack only.
     async fn fault(&self, action: &[&str]) -> anyhow::Result<()> {
-        let (run_sh, action): (String, Vec<String>) = (self.args.run_sh.clone(), action.iter().map(|s| s.to_string()).collect());
+        let (run_sh, action): (String, Vec<String>) =
+            (self.args.run_sh.clone(), action.iter().map(|s| s.to_string()).collect());
         println!("  [{}] run.sh chaos-fault {}", clock(), action.join(" "));
-        let status = tokio::task::spawn_blocking(move || std::process::Command::new(&run_sh).arg("chaos-fault").args(&action).status()).await??;
+        let status = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(&run_sh).arg("chaos-fault").args(&action).status()
+        })
+        .await??;
         anyhow::ensure!(status.success(), "run.sh chaos-fault failed ({status})");
         Ok(())
     }
@@ -504,7 +520,9 @@ impl Ctx {
                 }
                 self.fault(&["start", "consumer"]).await?;
             }
-            Scenario::ReplayThreeConsumers => notes.push("no fault beyond the replays: recovery is the time to count what was accepted in the lead".into()),
+            Scenario::ReplayThreeConsumers => notes.push(
+                "no fault beyond the replays: recovery is the time to count what was accepted in the lead".into(),
+            ),
             Scenario::SigtermAll => {
                 self.fault(&["term-all"]).await?;
                 self.fault(&["up"]).await?;
@@ -565,8 +583,21 @@ impl Ctx {
         println!("\n== {}: {}", s.name(), s.what());
         let before = self.prepare(s).await?;
         let tally = Tally::new();
-        let load = tokio::spawn(steady::run(self.target.clone(), self.replicas.clone(), self.split.clone(), self.plan(s), tally.clone()));
-        println!("  [{}] load at {} votes/s over {} connections for {} s ({} s warm-up)", clock(), a.rate, a.connections, a.soak_secs, a.soak_warmup_secs);
+        let load = tokio::spawn(steady::run(
+            self.target.clone(),
+            self.replicas.clone(),
+            self.split.clone(),
+            self.plan(s),
+            tally.clone(),
+        ));
+        println!(
+            "  [{}] load at {} votes/s over {} connections for {} s ({} s warm-up)",
+            clock(),
+            a.rate,
+            a.connections,
+            a.soak_secs,
+            a.soak_warmup_secs
+        );
         tokio::time::sleep(Duration::from_secs(a.soak_warmup_secs)).await;
         let pids = match stack_pids(&a.pid_dir) {
             Ok(p) => p,
@@ -595,7 +626,10 @@ impl Ctx {
             }
         }
         if !figures.queue_bounded {
-            notes.push(format!("vote queue reached {} messages (bound {})", figures.max_queue_depth, figures.queue_bound));
+            notes.push(format!(
+                "vote queue reached {} messages (bound {})",
+                figures.max_queue_depth, figures.queue_bound
+            ));
         }
         let ok = exact && client_errors == 0 && notes.is_empty();
         let row = Row {
@@ -640,11 +674,21 @@ impl Ctx {
         loop {
             let depth = self.depth("votes").await.ok();
             let rss_mb = pids.iter().filter_map(|(name, pid)| Some((name.clone(), rss_mb(*pid)?))).collect();
-            let sample = Sample { seconds: tally.started.elapsed().as_secs_f64(), queue_depth: depth.as_ref().map(|d| d.messages), rss_mb };
+            let sample = Sample {
+                seconds: tally.started.elapsed().as_secs_f64(),
+                queue_depth: depth.as_ref().map(|d| d.messages),
+                rss_mb,
+            };
             // Once a minute on the console, so that a long soak shows it is alive.
             if samples.len() % 12 == 0 {
                 let rss: Vec<String> = sample.rss_mb.iter().map(|(n, m)| format!("{n} {m:.0}")).collect();
-                println!("  [{}] t={:.0} s queue {:?} RSS MB: {}", clock(), sample.seconds, sample.queue_depth, rss.join(", "));
+                println!(
+                    "  [{}] t={:.0} s queue {:?} RSS MB: {}",
+                    clock(),
+                    sample.seconds,
+                    sample.queue_depth,
+                    rss.join(", ")
+                );
             }
             samples.push((sample, depth.and_then(|d| d.publish_rate)));
             let now = Instant::now();
@@ -667,7 +711,13 @@ impl Ctx {
         let before = self.prepare(s).await?;
         let dead_before = self.depth("votes.dead").await.ok().map(|d| d.messages);
         let tally = Tally::new();
-        let load = tokio::spawn(steady::run(self.target.clone(), self.replicas.clone(), self.split.clone(), self.plan(s), tally.clone()));
+        let load = tokio::spawn(steady::run(
+            self.target.clone(),
+            self.replicas.clone(),
+            self.split.clone(),
+            self.plan(s),
+            tally.clone(),
+        ));
         println!("  [{}] load at {} votes/s over {} connections ({:?})", clock(), a.rate, a.connections, s.mode());
         tokio::time::sleep(Duration::from_secs(a.lead_secs)).await;
 
@@ -675,10 +725,16 @@ impl Ctx {
         let injected = self.inject(s).await;
         let fault_end = tally.started.elapsed();
         let accepted_at_end = tally.accepted();
-        println!("  [{}] fault over after {:.1} s; {} accepted so far", clock(), (fault_end - fault_started).as_secs_f64(), accepted_at_end);
+        println!(
+            "  [{}] fault over after {:.1} s; {} accepted so far",
+            clock(),
+            (fault_end - fault_started).as_secs_f64(),
+            accepted_at_end
+        );
         // (b) of recovery: when the total first covers every vote accepted by the fault's end.
         let watcher = {
-            let (target, expected, limit) = (self.target.clone(), before + accepted_at_end, Duration::from_secs(a.drain_limit_secs));
+            let (target, expected, limit) =
+                (self.target.clone(), before + accepted_at_end, Duration::from_secs(a.drain_limit_secs));
             tokio::spawn(async move {
                 let started = Instant::now();
                 while started.elapsed() < limit {
@@ -715,7 +771,9 @@ impl Ctx {
             let expected = poison(&a.paredao).len() as u64;
             if dead_lettered != Some(expected) {
                 own_check = false;
-                notes.push(format!("{expected} poison messages published, {dead_lettered:?} reached the dead-letter queue"));
+                notes.push(format!(
+                    "{expected} poison messages published, {dead_lettered:?} reached the dead-letter queue"
+                ));
             }
         }
         let replays_accepted = tally.replays_accepted.load(std::sync::atomic::Ordering::Relaxed);
@@ -784,9 +842,7 @@ impl Ctx {
 /// One message of each kind a consumer must refuse rather than count (or choke on).
 fn poison(paredao: &str) -> Vec<(&'static str, String)> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
-    let batch = |i: u64, votes: &str| {
-        format!(r#"{{"id":"{}","sealed_at_ms":{now},"votes":[{votes}]}}"#, uuid_like(i))
-    };
+    let batch = |i: u64, votes: &str| format!(r#"{{"id":"{}","sealed_at_ms":{now},"votes":[{votes}]}}"#, uuid_like(i));
     let vote = |i: u64, p: &str, c: &str, t: i64| format!(r#"{{"p":"{p}","c":"{c}","t":{t},"k":"{:032x}"}}"#, key(i));
     vec![
         ("not JSON", "this is not a vote batch {".to_string()),
@@ -820,7 +876,9 @@ fn clock() -> String {
 /// pid is not running are left out (a stopped consumer's stale file).
 fn stack_pids(dir: &str) -> anyhow::Result<Vec<(String, u32)>> {
     let mut pids = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot read the chaos stack's pid files in {dir}: {e}"))? {
+    for entry in
+        std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot read the chaos stack's pid files in {dir}: {e}"))?
+    {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "pid")
             && let Some(name) = path.file_stem().and_then(|n| n.to_str())
@@ -907,7 +965,13 @@ fn soak_markdown(s: &Soak) -> String {
             p.end_mb,
             p.max_mb,
             p.growth_percent,
-            if p.exited { " (exited)" } else if p.growth_percent >= MAX_RSS_GROWTH_PERCENT { " **over**" } else { "" }
+            if p.exited {
+                " (exited)"
+            } else if p.growth_percent >= MAX_RSS_GROWTH_PERCENT {
+                " **over**"
+            } else {
+                ""
+            }
         ));
     }
     md.push_str(&format!(
@@ -935,13 +999,19 @@ fn markdown(rows: &[Row], a: &Args) -> String {
         a.backlog_secs,
         std::env::var("APP_CAPTCHA__EXPIRES_SECS").map(|e| format!(", challenges expire after {e} s")).unwrap_or_default()
     ));
-    md.push_str("| scenario | accepted | counted | duplicates | lost | client errors | recovery s | resent | result |\n");
+    md.push_str(
+        "| scenario | accepted | counted | duplicates | lost | client errors | recovery s | resent | result |\n",
+    );
     md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for r in rows {
         let errors = if r.client_errors == 0 {
             "0".to_string()
         } else {
-            format!("{} ({})", r.client_errors, r.client_errors_by_kind.iter().map(|(k, v)| format!("{v}× {k}")).collect::<Vec<_>>().join(", "))
+            format!(
+                "{} ({})",
+                r.client_errors,
+                r.client_errors_by_kind.iter().map(|(k, v)| format!("{v}× {k}")).collect::<Vec<_>>().join(", ")
+            )
         };
         md.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {}{} |\n",
@@ -1033,7 +1103,12 @@ mod tests {
 
     #[test]
     fn the_soak_figures_compare_the_end_with_the_warm_up() {
-        let a = parse_args(["--base", "http://127.0.0.1:1", "--api-ports", "2 3", "--mgmt", "http://127.0.0.1:4"].map(String::from).into_iter()).unwrap();
+        let a = parse_args(
+            ["--base", "http://127.0.0.1:1", "--api-ports", "2 3", "--mgmt", "http://127.0.0.1:4"]
+                .map(String::from)
+                .into_iter(),
+        )
+        .unwrap();
         let pids = [("api-1".to_string(), 10), ("consumer".to_string(), 11)];
         let samples = vec![
             sample(60.0, 3, &[("api-1", 100.0), ("consumer", 50.0)]),

@@ -47,8 +47,10 @@ impl Connection {
             let s = match self.source {
                 None => TcpStream::connect(&self.address).await?,
                 Some(ip) => {
-                    let target: std::net::SocketAddr =
-                        self.address.parse().map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not ip:port"))?;
+                    let target: std::net::SocketAddr = self
+                        .address
+                        .parse()
+                        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not ip:port"))?;
                     let socket = tokio::net::TcpSocket::new_v4()?;
                     socket.bind((ip, 0).into())?;
                     socket.connect(target).await?
@@ -100,7 +102,8 @@ impl Connection {
         if stream.read_line(&mut self.line).await? == 0 {
             return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before answering"));
         }
-        let status: u16 = self.line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("status line"))?;
+        let status: u16 =
+            self.line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("status line"))?;
         let mut length: Option<usize> = None;
         let mut chunked = false;
         let mut close = false;
@@ -132,7 +135,8 @@ impl Connection {
             loop {
                 self.line.clear();
                 stream.read_line(&mut self.line).await?;
-                let size = usize::from_str_radix(self.line.trim().split(';').next().unwrap_or(""), 16).map_err(|_| bad("chunk size"))?;
+                let size = usize::from_str_radix(self.line.trim().split(';').next().unwrap_or(""), 16)
+                    .map_err(|_| bad("chunk size"))?;
                 let start = body.len();
                 body.resize(start + size + 2, 0);
                 stream.read_exact(&mut body[start..]).await?;

@@ -70,7 +70,13 @@ pub(crate) fn record(h: &mut Histogram<u64>, d: Duration) {
 }
 
 /// Votes over `connections` connections for `duration`, or until `max_votes` were sent.
-pub async fn closed_loop_votes(target: &Target, split: &Split, connections: usize, duration: Duration, max_votes: u64) -> Outcome {
+pub async fn closed_loop_votes(
+    target: &Target,
+    split: &Split,
+    connections: usize,
+    duration: Duration,
+    max_votes: u64,
+) -> Outcome {
     let sent = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;

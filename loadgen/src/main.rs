@@ -78,8 +78,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "--connections" => a.connections = value()?.parse()?,
             "--vote-secs" => a.vote_secs = value()?.parse()?,
             "--step-secs" => a.step_secs = value()?.parse()?,
-            "--multiples" => a.multiples = value()?.split(',').filter(|r| !r.is_empty()).map(str::parse).collect::<Result<_, _>>()?,
-            "--rates" => a.rates = value()?.split(',').filter(|r| !r.is_empty()).map(str::parse).collect::<Result<_, _>>()?,
+            "--multiples" => {
+                a.multiples = value()?.split(',').filter(|r| !r.is_empty()).map(str::parse).collect::<Result<_, _>>()?
+            }
+            "--rates" => {
+                a.rates = value()?.split(',').filter(|r| !r.is_empty()).map(str::parse).collect::<Result<_, _>>()?
+            }
             "--recovery-secs" => a.recovery_secs = value()?.parse()?,
             "--viewers" => a.viewers = value()?.parse()?,
             "--viewers-secs" => a.viewers_secs = value()?.parse()?,
@@ -93,7 +97,9 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--out" => a.out = value()?,
             "-h" | "--help" => {
-                println!("paredao-load --base http://127.0.0.1:PORT [--paredao ID] [--split ana=50,bruno=50] [--connections N] [--vote-secs S] [--step-secs S] [--multiples 0.5,1,2,4] [--rates 25000] [--recovery-secs S] [--viewers N] [--viewers-secs S] [--read-secs S] [--warmup-secs S] [--max-votes N] [--pid name=PID ...] [--out DIR]");
+                println!(
+                    "paredao-load --base http://127.0.0.1:PORT [--paredao ID] [--split ana=50,bruno=50] [--connections N] [--vote-secs S] [--step-secs S] [--multiples 0.5,1,2,4] [--rates 25000] [--recovery-secs S] [--viewers N] [--viewers-secs S] [--read-secs S] [--warmup-secs S] [--max-votes N] [--pid name=PID ...] [--out DIR]"
+                );
                 std::process::exit(0);
             }
             other => anyhow::bail!("unknown flag {other}"),
@@ -109,8 +115,13 @@ fn parse_args() -> anyhow::Result<Args> {
 
 /// Total votes counted for the paredão, as the production panel reads them.
 async fn counted(target: &Target) -> anyhow::Result<u64> {
-    let stats: serde_json::Value =
-        target.client.get(format!("{}/api/paredoes/{}/stats", target.base, target.paredao)).send().await?.json().await?;
+    let stats: serde_json::Value = target
+        .client
+        .get(format!("{}/api/paredoes/{}/stats", target.base, target.paredao))
+        .send()
+        .await?
+        .json()
+        .await?;
     stats["total_votes"].as_u64().ok_or_else(|| anyhow::anyhow!("stats without total_votes: {stats}"))
 }
 
@@ -184,19 +195,29 @@ async fn bench() -> anyhow::Result<()> {
     let mut errors: u64 = 0;
 
     println!("warming up for {} s", args.warmup_secs);
-    let warm = load::closed_loop_votes(&target, &split, args.connections, Duration::from_secs(args.warmup_secs), args.max_votes).await;
+    let warm = load::closed_loop_votes(
+        &target,
+        &split,
+        args.connections,
+        Duration::from_secs(args.warmup_secs),
+        args.max_votes,
+    )
+    .await;
     accepted += warm.count(202);
     errors += warm.errors(202);
 
     println!("baseline: nginx answering 204 itself, {} connections", args.connections);
-    let baseline = load::closed_loop_gets(&target, "/__bench/204", args.connections, Duration::from_secs(args.step_secs)).await;
+    let baseline =
+        load::closed_loop_gets(&target, "/__bench/204", args.connections, Duration::from_secs(args.step_secs)).await;
     line("nginx 204", &baseline, 204);
 
     println!("votes, closed loop, {} connections, {} s", args.connections, args.vote_secs);
     let cpu_before: Vec<f64> = args.pids.iter().map(|(_, p)| procs::cpu_seconds(*p)).collect();
     let me = std::process::id();
     let my_cpu_before = procs::cpu_seconds(me);
-    let closed = load::closed_loop_votes(&target, &split, args.connections, Duration::from_secs(args.vote_secs), args.max_votes).await;
+    let closed =
+        load::closed_loop_votes(&target, &split, args.connections, Duration::from_secs(args.vote_secs), args.max_votes)
+            .await;
     line("votes (closed loop)", &closed, 202);
     accepted += closed.count(202);
     errors += closed.errors(202);
@@ -211,7 +232,8 @@ async fn bench() -> anyhow::Result<()> {
     cpu_per_1000.insert("load generator".into(), (procs::cpu_seconds(me) - my_cpu_before) / votes * 1000.0);
     // Peak memory up to here: the closed loop at the stack's own pace, before the open-loop
     // steps push it past its capacity (thousands of connections).
-    let rss_closed_loop: BTreeMap<String, f64> = args.pids.iter().map(|(name, pid)| (name.clone(), procs::peak_rss_mb(*pid))).collect();
+    let rss_closed_loop: BTreeMap<String, f64> =
+        args.pids.iter().map(|(name, pid)| (name.clone(), procs::peak_rss_mb(*pid))).collect();
     match drain_seconds {
         Some(s) => println!("  every accepted vote counted {s:.2} s after the load stopped"),
         None => println!("  NOT every accepted vote was counted within 120 s"),
@@ -222,10 +244,18 @@ async fn bench() -> anyhow::Result<()> {
     let largest = args.multiples.iter().copied().fold(f64::NAN, f64::max);
     let mut overload = Vec::new();
     let mut recovery_seconds = None;
-    let steps = args.multiples.iter().map(|m| (Some(*m), (capacity * m).round().max(1.0) as u64)).chain(args.rates.iter().map(|r| (None, *r)));
+    let steps = args
+        .multiples
+        .iter()
+        .map(|m| (Some(*m), (capacity * m).round().max(1.0) as u64))
+        .chain(args.rates.iter().map(|r| (None, *r)));
     for (multiple, rate) in steps.collect::<Vec<_>>() {
         let connections = ((rate / VOTES_PER_SECOND_PER_CONNECTION) as usize).clamp(256, 8_000);
-        println!("votes, open loop at {rate}/s ({}) over {connections} connections for {} s", multiple.map_or("fixed".into(), |m| format!("{m}× capacity")), args.step_secs);
+        println!(
+            "votes, open loop at {rate}/s ({}) over {connections} connections for {} s",
+            multiple.map_or("fixed".into(), |m| format!("{m}× capacity")),
+            args.step_secs
+        );
         let step = surge::step(&target, &split, rate, Duration::from_secs(args.step_secs), connections).await;
         let row = report::OverloadRow::new(&step, multiple, capacity);
         println!(
@@ -246,8 +276,15 @@ async fn bench() -> anyhow::Result<()> {
         accepted += step.accepted.len();
         errors += step.failed_total() + step.skipped;
         if multiple == Some(largest) {
-            let (r, recovery_accepted) =
-                surge::recovery(&target, &split, args.connections, capacity * 0.9, step.offered_until, Duration::from_secs(args.recovery_secs)).await;
+            let (r, recovery_accepted) = surge::recovery(
+                &target,
+                &split,
+                args.connections,
+                capacity * 0.9,
+                step.offered_until,
+                Duration::from_secs(args.recovery_secs),
+            )
+            .await;
             accepted += recovery_accepted;
             match r {
                 Some(s) => println!("  votes at full rate again {s:.1} s after the surge ended"),
@@ -267,10 +304,18 @@ async fn bench() -> anyhow::Result<()> {
     }
 
     let viewers = if args.viewers > 0 {
-        println!("viewers: {} connections, each reading the results every 2 s, for {} s", args.viewers, args.viewers_secs);
-        let (base, path, n, secs) = (args.base.clone(), format!("/api/paredoes/{}/results", args.paredao), args.viewers, args.viewers_secs);
-        let v = tokio::task::spawn_blocking(move || viewers::run(&base, &path, n, secs, Duration::from_secs(2))).await??;
-        println!("  {:.0} reads/s  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  errors {:?}", v.reads_per_second, v.p50_ms, v.p99_ms, v.max_ms, v.errors);
+        println!(
+            "viewers: {} connections, each reading the results every 2 s, for {} s",
+            args.viewers, args.viewers_secs
+        );
+        let (base, path, n, secs) =
+            (args.base.clone(), format!("/api/paredoes/{}/results", args.paredao), args.viewers, args.viewers_secs);
+        let v =
+            tokio::task::spawn_blocking(move || viewers::run(&base, &path, n, secs, Duration::from_secs(2))).await??;
+        println!(
+            "  {:.0} reads/s  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  errors {:?}",
+            v.reads_per_second, v.p50_ms, v.p99_ms, v.max_ms, v.errors
+        );
         Some(v)
     } else {
         None
@@ -302,7 +347,12 @@ async fn bench() -> anyhow::Result<()> {
         p99_ms: closed.ms(0.99),
         max_ms: closed.max_ms(),
         errors,
-        closed_loop_errors_by_status: closed.by_status.iter().filter(|(s, _)| **s != 202).map(|(s, n)| (s.to_string(), *n)).collect(),
+        closed_loop_errors_by_status: closed
+            .by_status
+            .iter()
+            .filter(|(s, _)| **s != 202)
+            .map(|(s, n)| (s.to_string(), *n))
+            .collect(),
         accepted,
         counted: counted_now,
         exact: accepted == counted_now,

@@ -42,7 +42,10 @@ pub fn cpu_seconds(pid: u32) -> f64 {
         .into_iter()
         .filter_map(stat_fields)
         // Fields after the name: state is 0, so utime is 11 and stime 12.
-        .map(|f| f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0))
+        .map(|f| {
+            f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+                + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0)
+        })
         .sum::<f64>()
         / TICKS_PER_SECOND
 }
@@ -52,7 +55,9 @@ pub fn peak_rss_mb(pid: u32) -> f64 {
     tree(pid)
         .into_iter()
         .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-        .filter_map(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .filter_map(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .sum::<f64>()
         / 1024.0
 }

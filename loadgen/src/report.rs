@@ -123,14 +123,22 @@ impl Report {
             self.votes_per_second,
             self.vote_share_of_baseline * 100.0
         );
-        s += &format!("| vote latency p50 / p95 / p99 / max | {:.2} / {:.2} / {:.2} / {:.2} ms |\n", self.p50_ms, self.p95_ms, self.p99_ms, self.max_ms);
+        s += &format!(
+            "| vote latency p50 / p95 / p99 / max | {:.2} / {:.2} / {:.2} / {:.2} ms |\n",
+            self.p50_ms, self.p95_ms, self.p99_ms, self.max_ms
+        );
         s += &format!(
             "| results reads through nginx | {:.0} reads/s ({:.0}% of the baseline), p99 {:.2} ms |\n",
             self.results_reads_per_second,
             self.results_share_of_baseline * 100.0,
             self.results_p99_ms
         );
-        s += &format!("| accepted / counted | {} / {} ({}) |\n", self.accepted, self.counted, if self.exact { "exact" } else { "MISMATCH" });
+        s += &format!(
+            "| accepted / counted | {} / {} ({}) |\n",
+            self.accepted,
+            self.counted,
+            if self.exact { "exact" } else { "MISMATCH" }
+        );
         let closed: u64 = self.closed_loop_errors_by_status.values().sum();
         s += &format!(
             "| errors | closed loop: {closed} {:?}; all phases: {} (open-loop steps beyond capacity included) |\n",
@@ -163,7 +171,8 @@ impl Report {
         }
         s += &format!(
             "\n| after the surge | value |\n|---|---|\n| votes at full rate again | {} |\n",
-            self.recovery_seconds.map_or("not within the limit".to_string(), |r| format!("{r:.1} s after the largest step ended"))
+            self.recovery_seconds
+                .map_or("not within the limit".to_string(), |r| format!("{r:.1} s after the largest step ended"))
         );
         s += &format!(
             "| backlog counted after the surge | {} |\n",

@@ -158,11 +158,7 @@ struct Conns {
 /// retryable refusal if any, else the first.
 fn decisive(answers: Vec<Answer>) -> Answer {
     let mut answers = answers;
-    let pick = answers
-        .iter()
-        .position(|a| a.status == 202)
-        .or_else(|| answers.iter().position(retryable))
-        .unwrap_or(0);
+    let pick = answers.iter().position(|a| a.status == 202).or_else(|| answers.iter().position(retryable)).unwrap_or(0);
     answers.swap_remove(pick)
 }
 
@@ -209,7 +205,8 @@ pub async fn run(target: Target, replicas: Vec<String>, split: Split, plan: Plan
     let started = Instant::now();
     let workers: Vec<_> = (0..plan.connections)
         .map(|_| {
-            let (target, split, plan, tally, claimed) = (target.clone(), split.clone(), plan.clone(), tally.clone(), claimed.clone());
+            let (target, split, plan, tally, claimed) =
+                (target.clone(), split.clone(), plan.clone(), tally.clone(), claimed.clone());
             let replicas: Vec<Connection> = replicas.iter().map(|r| Connection::new(r)).collect();
             tokio::spawn(async move {
                 let mut conns = Conns { nginx: target.connect(), replicas };
@@ -251,7 +248,15 @@ pub async fn run(target: Target, replicas: Vec<String>, split: Split, plan: Plan
 }
 
 /// One vote carried to its answer; the solved next challenge when it was accepted.
-async fn vote(target: &Target, conns: &mut Conns, plan: &Plan, tally: &Tally, k: u64, participant: &str, solution: &str) -> Option<String> {
+async fn vote(
+    target: &Target,
+    conns: &mut Conns,
+    plan: &Plan,
+    tally: &Tally,
+    k: u64,
+    participant: &str,
+    solution: &str,
+) -> Option<String> {
     let mut retries = 0;
     loop {
         tally.sent.fetch_add(1, Ordering::Relaxed);

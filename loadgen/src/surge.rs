@@ -8,8 +8,8 @@
 //! client's own limit, not the server's answer).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -92,7 +92,9 @@ async fn open_connections(target: &Target, n: usize) -> (Vec<Connection>, BTreeM
 
 /// Runs the futures concurrently, a few hundred at a time (a connect storm of thousands at once
 /// would only measure the kernel's SYN queue).
-async fn futures_join<T: Send + 'static>(futures: Vec<impl std::future::Future<Output = T> + Send + 'static>) -> Vec<T> {
+async fn futures_join<T: Send + 'static>(
+    futures: Vec<impl std::future::Future<Output = T> + Send + 'static>,
+) -> Vec<T> {
     let mut out = Vec::with_capacity(futures.len());
     let mut iter = futures.into_iter();
     loop {
@@ -212,17 +214,26 @@ pub async fn step(target: &Target, split: &Split, rate: u64, duration: Duration,
 /// After a surge that ended at `since`: a closed loop of `connections` voters, timing when each
 /// 202 arrives. Returns the seconds from `since` to the first half-second window whose goodput
 /// reaches `full_rate` (None if none did within `limit`).
-pub async fn recovery(target: &Target, split: &Split, connections: usize, full_rate: f64, since: Instant, limit: Duration) -> (Option<f64>, u64) {
+pub async fn recovery(
+    target: &Target,
+    split: &Split,
+    connections: usize,
+    full_rate: f64,
+    since: Instant,
+    limit: Duration,
+) -> (Option<f64>, u64) {
     const BUCKET: Duration = Duration::from_millis(100);
     const WINDOW: usize = 5;
-    let buckets: Arc<Vec<AtomicU64>> = Arc::new((0..(limit.as_millis() / BUCKET.as_millis()) as usize + 1).map(|_| AtomicU64::new(0)).collect());
+    let buckets: Arc<Vec<AtomicU64>> =
+        Arc::new((0..(limit.as_millis() / BUCKET.as_millis()) as usize + 1).map(|_| AtomicU64::new(0)).collect());
     let started = since;
     let deadline = started + limit;
     let sent = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..connections)
         .map(|_| {
-            let (target, split, buckets, sent, accepted) = (target.clone(), split.clone(), buckets.clone(), sent.clone(), accepted.clone());
+            let (target, split, buckets, sent, accepted) =
+                (target.clone(), split.clone(), buckets.clone(), sent.clone(), accepted.clone());
             tokio::spawn(async move {
                 let mut conn = target.connect();
                 let mut next: Option<String> = None;
@@ -230,7 +241,8 @@ pub async fn recovery(target: &Target, split: &Split, connections: usize, full_r
                     let Ok(captcha) = target.solution(&mut conn, next.take()).await else {
                         continue;
                     };
-                    let answer = target.vote(&mut conn, split.pick(sent.fetch_add(1, Ordering::Relaxed)), &captcha).await;
+                    let answer =
+                        target.vote(&mut conn, split.pick(sent.fetch_add(1, Ordering::Relaxed)), &captcha).await;
                     if answer.status == 202 {
                         accepted.fetch_add(1, Ordering::Relaxed);
                         let i = (started.elapsed().as_millis() / BUCKET.as_millis()) as usize;
@@ -252,7 +264,10 @@ pub async fn recovery(target: &Target, split: &Split, connections: usize, full_r
     }
     let counts: Vec<u64> = buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
     let needed = full_rate * BUCKET.as_secs_f64() * WINDOW as f64;
-    let recovered = counts.windows(WINDOW).position(|w| w.iter().sum::<u64>() as f64 >= needed).map(|i| i as f64 * BUCKET.as_secs_f64());
+    let recovered = counts
+        .windows(WINDOW)
+        .position(|w| w.iter().sum::<u64>() as f64 >= needed)
+        .map(|i| i as f64 * BUCKET.as_secs_f64());
     // Every 202, even one that arrived after the limit, is a vote the stack must count.
     (recovered, accepted.load(Ordering::Relaxed))
 }

@@ -65,7 +65,14 @@ pub fn run(base: &str, path: &str, viewers: usize, seconds: u64, period: Duratio
         let share = viewers / children + usize::from(i < viewers % children);
         running.push(
             std::process::Command::new(&exe)
-                .args(["viewers-child", base, path, &share.to_string(), &seconds.to_string(), &period.as_millis().to_string()])
+                .args([
+                    "viewers-child",
+                    base,
+                    path,
+                    &share.to_string(),
+                    &seconds.to_string(),
+                    &period.as_millis().to_string(),
+                ])
                 .arg(Ipv4Addr::new(127, 0, 1, (i + 1) as u8).to_string())
                 .stdout(std::process::Stdio::piped())
                 .spawn()?,
@@ -130,5 +137,9 @@ pub async fn child(base: &str, path: &str, viewers: usize, seconds: u64, period:
         let _ = t.await;
     }
     let (outcomes, latency) = Arc::try_unwrap(outcome).ok().expect("every viewer finished").into_inner().unwrap();
-    Crowd { viewers, outcomes, latency_us: latency.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect() }
+    Crowd {
+        viewers,
+        outcomes,
+        latency_us: latency.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect(),
+    }
 }

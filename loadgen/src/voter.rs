@@ -93,14 +93,26 @@ impl Target {
         let body = format!(r#"{{"participant_id":"{participant}","captcha":"{captcha}"}}"#);
         match conn.request("POST", &self.votes_path, Some(&body)).await {
             // 0 stands for "no HTTP answer" (connection error, timeout).
-            Err(e) => Answer { status: 0, code: None, failure: Some(crate::http1::failure_kind(&e)), retry_after: None, next: None },
+            Err(e) => Answer {
+                status: 0,
+                code: None,
+                failure: Some(crate::http1::failure_kind(&e)),
+                retry_after: None,
+                next: None,
+            },
             Ok(r) if r.status == 202 => {
                 let next = serde_json::from_slice::<serde_json::Value>(&r.body)
                     .ok()
                     .and_then(|v| serde_json::from_value(v.get("next_challenge")?.clone()).ok());
                 Answer { status: 202, code: None, failure: None, retry_after: None, next }
             }
-            Ok(r) => Answer { status: r.status, code: error_code(&r.body), failure: None, retry_after: r.retry_after, next: None },
+            Ok(r) => Answer {
+                status: r.status,
+                code: error_code(&r.body),
+                failure: None,
+                retry_after: r.retry_after,
+                next: None,
+            },
         }
     }
 
@@ -124,7 +136,8 @@ impl Split {
         let mut cumulative = Vec::new();
         let mut total = 0;
         for part in text.split(',').filter(|p| !p.is_empty()) {
-            let (name, weight) = part.split_once('=').ok_or_else(|| anyhow::anyhow!("split entry '{part}' is not name=weight"))?;
+            let (name, weight) =
+                part.split_once('=').ok_or_else(|| anyhow::anyhow!("split entry '{part}' is not name=weight"))?;
             let weight: u32 = weight.parse()?;
             total += weight;
             cumulative.push((total, name.to_string()));
@@ -146,7 +159,13 @@ mod tests {
 
     #[test]
     fn a_refusal_is_told_from_a_failure_by_its_code() {
-        let answer = |status, body: &str| Answer { status, code: error_code(body.as_bytes()), failure: None, retry_after: None, next: None };
+        let answer = |status, body: &str| Answer {
+            status,
+            code: error_code(body.as_bytes()),
+            failure: None,
+            retry_after: None,
+            next: None,
+        };
         let shed = answer(503, r#"{"error":"overloaded","message":"busy"}"#);
         assert!(shed.is_refusal());
         assert_eq!(shed.kind(), "503 overloaded");

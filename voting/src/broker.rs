@@ -39,9 +39,7 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-        channel
-            .queue_declare(self.dead_letter_queue.as_str().into(), durable, self.queue_arguments(None))
-            .await?;
+        channel.queue_declare(self.dead_letter_queue.as_str().into(), durable, self.queue_arguments(None)).await?;
         channel
             .queue_bind(
                 self.dead_letter_queue.as_str().into(),
@@ -52,11 +50,7 @@ impl Topology {
             )
             .await?;
         channel
-            .queue_declare(
-                self.queue.as_str().into(),
-                durable,
-                self.queue_arguments(Some(&self.dead_letter_exchange)),
-            )
+            .queue_declare(self.queue.as_str().into(), durable, self.queue_arguments(Some(&self.dead_letter_exchange)))
             .await?;
         Ok(())
     }

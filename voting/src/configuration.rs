@@ -234,7 +234,6 @@ fn default_timeout_ms() -> u64 {
     3000
 }
 
-
 /// The work a client must do: ALTCHA's `maxnumber` (the expected work is half of it, in
 /// SHA-256 hashes). It grows with the client's recent vote rate: `base` while it votes at most
 /// `free_per_window` times per `window_secs`, then multiplied by `growth` for every vote beyond,
@@ -320,9 +319,24 @@ impl Settings {
 
     fn shared_secrets(&self, signs: bool) -> Vec<SecretSetting<'_>> {
         vec![
-            SecretSetting { setting: "captcha.hmac_key", variable: "APP_CAPTCHA__HMAC_KEY", value: &self.captcha.hmac_key, required: signs },
-            SecretSetting { setting: "admin.token", variable: "APP_ADMIN__TOKEN", value: &self.admin.token, required: false },
-            SecretSetting { setting: "broker.url", variable: "APP_BROKER__URL", value: &self.broker.url, required: true },
+            SecretSetting {
+                setting: "captcha.hmac_key",
+                variable: "APP_CAPTCHA__HMAC_KEY",
+                value: &self.captcha.hmac_key,
+                required: signs,
+            },
+            SecretSetting {
+                setting: "admin.token",
+                variable: "APP_ADMIN__TOKEN",
+                value: &self.admin.token,
+                required: false,
+            },
+            SecretSetting {
+                setting: "broker.url",
+                variable: "APP_BROKER__URL",
+                value: &self.broker.url,
+                required: true,
+            },
             SecretSetting { setting: "store.url", variable: "APP_STORE__URL", value: &self.store.url, required: true },
         ]
     }
@@ -390,7 +404,8 @@ mod tests {
 
     #[test]
     fn trusted_proxies_come_from_the_environment_as_a_comma_separated_list_of_networks() {
-        let settings = from_variables(&[("APP_APPLICATION__TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,fd00::/8")]).expect("parses");
+        let settings =
+            from_variables(&[("APP_APPLICATION__TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,fd00::/8")]).expect("parses");
         let trusted = &settings.application.trusted_proxies;
         assert_eq!(trusted.len(), 3);
         let contains = |ip: &str| trusted.iter().any(|net| net.contains(ip.parse().unwrap()));
@@ -403,13 +418,15 @@ mod tests {
 
     #[test]
     fn a_bad_network_in_the_environment_fails_naming_it() {
-        let error = from_variables(&[("APP_APPLICATION__TRUSTED_PROXIES", "10.0.0.0/8,nginx")]).unwrap_err().to_string();
+        let error =
+            from_variables(&[("APP_APPLICATION__TRUSTED_PROXIES", "10.0.0.0/8,nginx")]).unwrap_err().to_string();
         assert!(error.contains("'nginx' is not an IP address or network"), "{error}");
     }
 
     #[test]
     fn tokens_made_of_digits_stay_as_written() {
-        let settings = from_variables(&[("APP_ADMIN__TOKEN", "007"), ("APP_CAPTCHA__HMAC_KEY", "0123456789")]).expect("parses");
+        let settings =
+            from_variables(&[("APP_ADMIN__TOKEN", "007"), ("APP_CAPTCHA__HMAC_KEY", "0123456789")]).expect("parses");
         assert_eq!(settings.admin.token(), Some("007"));
         assert_eq!(settings.captcha.hmac_key(), "0123456789");
     }
@@ -424,9 +441,15 @@ mod tests {
     #[test]
     fn the_api_refuses_a_placeholder_or_missing_captcha_key_and_a_placeholder_token() {
         let refused = |s: Settings| s.check_api_secrets().unwrap_err().to_string();
-        assert_eq!(refused(with_secrets("change-me", "")), "captcha.hmac_key is the placeholder 'change-me': set APP_CAPTCHA__HMAC_KEY");
+        assert_eq!(
+            refused(with_secrets("change-me", "")),
+            "captcha.hmac_key is the placeholder 'change-me': set APP_CAPTCHA__HMAC_KEY"
+        );
         assert_eq!(refused(with_secrets("", "")), "captcha.hmac_key is not set: set APP_CAPTCHA__HMAC_KEY");
-        assert_eq!(refused(with_secrets("a-real-key", "change-me")), "admin.token is the placeholder 'change-me': set APP_ADMIN__TOKEN");
+        assert_eq!(
+            refused(with_secrets("a-real-key", "change-me")),
+            "admin.token is the placeholder 'change-me': set APP_ADMIN__TOKEN"
+        );
         let mut placeholder_url = with_secrets("a-real-key", "");
         placeholder_url.broker.url = "change-me".to_string().into();
         assert!(refused(placeholder_url).starts_with("broker.url is the placeholder"));

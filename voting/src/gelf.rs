@@ -102,7 +102,10 @@ impl GelfLayer {
         let mut m = Map::new();
         m.insert("version".into(), "1.1".into());
         m.insert("host".into(), self.host.clone().into());
-        m.insert("short_message".into(), (if short_message.is_empty() { "-".to_string() } else { short_message }).into());
+        m.insert(
+            "short_message".into(),
+            (if short_message.is_empty() { "-".to_string() } else { short_message }).into(),
+        );
         m.insert("timestamp".into(), timestamp.into());
         m.insert("level".into(), level.into());
         m.insert("_service".into(), self.service.clone().into());
@@ -118,7 +121,8 @@ fn now_seconds() -> f64 {
 
 /// A field as GELF allows it: `_` + word characters, dots and dashes; never `_id`.
 fn add_field(message: &mut Map<String, Value>, name: &str, value: Value) {
-    let clean: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' }).collect();
+    let clean: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' }).collect();
     let key = if clean == "id" { "_field_id".to_string() } else { format!("_{clean}") };
     // GELF values are strings or numbers.
     let value = match value {
@@ -217,7 +221,9 @@ where
         let elapsed_ms = extensions.get::<Started>().map(|s| s.0.elapsed().as_secs_f64() * 1000.0);
         let Some(storage) = extensions.get::<JsonStorage>() else { return };
         let values = storage.values();
-        let text = |k: &str| values.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
+        let text = |k: &str| {
+            values.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default()
+        };
         let short = format!("{} {} {}", text("method"), text("path"), text("status"));
         let mut message = self.base(short, syslog_level(&Level::INFO), now_seconds());
         for (k, v) in values {

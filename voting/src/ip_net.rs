@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
@@ -24,8 +24,13 @@ impl IpNet {
     /// Whether `ip` is in this network (an IPv4 address mapped into IPv6 counts as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.address, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => masked(u128::from(u32::from(net)), self.prefix, 32) == masked(u128::from(u32::from(ip)), self.prefix, 32),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => masked(u128::from(net), self.prefix, 128) == masked(u128::from(ip), self.prefix, 128),
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                masked(u128::from(u32::from(net)), self.prefix, 32)
+                    == masked(u128::from(u32::from(ip)), self.prefix, 32)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                masked(u128::from(net), self.prefix, 128) == masked(u128::from(ip), self.prefix, 128)
+            }
             _ => false,
         }
     }
@@ -52,7 +57,11 @@ impl FromStr for IpNet {
         let width = if address.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => width,
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= width).ok_or_else(|| format!("'{text}' has a bad prefix length"))?,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= width)
+                .ok_or_else(|| format!("'{text}' has a bad prefix length"))?,
         };
         Ok(Self { address, prefix })
     }

@@ -25,10 +25,7 @@ pub(crate) fn check(kind: &'static str, s: &str) -> Result<(), SlugError> {
     if s.len() > MAX_SLUG_LEN {
         return Err(SlugError::TooLong { kind });
     }
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-    {
+    if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
         return Err(SlugError::InvalidCharacter { kind });
     }
     Ok(())
@@ -38,9 +35,7 @@ pub(crate) fn check(kind: &'static str, s: &str) -> Result<(), SlugError> {
 /// runs the same check, so a value of the type is always valid.
 macro_rules! slug_id {
     ($name:ident, $kind:literal) => {
-        #[derive(
-            Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-        )]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 

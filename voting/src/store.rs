@@ -74,7 +74,9 @@ impl StoreError {
             StoreError::Corrupt(_) => false,
             StoreError::Mongo(e) => match e.kind.as_ref() {
                 ErrorKind::Write(WriteFailure::WriteError(w)) => DATA_REFUSED.contains(&w.code),
-                ErrorKind::InsertMany(m) => m.write_errors.as_ref().is_some_and(|ws| ws.iter().any(|w| DATA_REFUSED.contains(&w.code))),
+                ErrorKind::InsertMany(m) => {
+                    m.write_errors.as_ref().is_some_and(|ws| ws.iter().any(|w| DATA_REFUSED.contains(&w.code)))
+                }
                 ErrorKind::Command(c) => DATA_REFUSED.contains(&c.code),
                 ErrorKind::BsonSerialization(_) | ErrorKind::InvalidArgument { .. } => true,
                 _ => false,
@@ -200,7 +202,8 @@ impl Store {
     /// The slots whose collections exist, by start.
     async fn spent_slots(&self) -> Result<Vec<i64>, StoreError> {
         let names = self.db.list_collection_names().await?;
-        let mut slots: Vec<i64> = names.iter().filter_map(|n| n.strip_prefix(SPENT_SLOT_PREFIX)?.parse().ok()).collect();
+        let mut slots: Vec<i64> =
+            names.iter().filter_map(|n| n.strip_prefix(SPENT_SLOT_PREFIX)?.parse().ok()).collect();
         slots.sort_unstable();
         Ok(slots)
     }
@@ -248,7 +251,10 @@ impl Store {
 
     pub async fn set_fault_ratio(&self, ratio: f64) -> Result<(), StoreError> {
         self.switches()
-            .update_one(doc! { "_id": "fault" }, doc! { "$set": { "vote_error_ratio": ratio, "updated_at": BsonDateTime::now() } })
+            .update_one(
+                doc! { "_id": "fault" },
+                doc! { "$set": { "vote_error_ratio": ratio, "updated_at": BsonDateTime::now() } },
+            )
             .upsert(true)
             .await?;
         Ok(())
@@ -265,9 +271,7 @@ impl Store {
     }
 
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
-        self.counters()
-            .create_index(IndexModel::builder().keys(doc! { "paredao": 1, "hour": 1 }).build())
-            .await?;
+        self.counters().create_index(IndexModel::builder().keys(doc! { "paredao": 1, "hour": 1 }).build()).await?;
         Ok(())
     }
 
@@ -479,7 +483,10 @@ async fn commit(session: &mut mongodb::ClientSession) -> mongodb::error::Result<
     let mut attempt = 1;
     loop {
         match session.commit_transaction().await {
-            Err(e) if attempt < MAX_TRANSACTION_ATTEMPTS && e.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT) => {
+            Err(e)
+                if attempt < MAX_TRANSACTION_ATTEMPTS
+                    && e.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT) =>
+            {
                 attempt += 1;
             }
             other => return other,

@@ -44,7 +44,11 @@ pub struct Tally {
 impl Tally {
     pub fn add(&mut self, vote: &Vote) {
         self.add_count(
-            CounterKey { paredao: vote.paredao.clone(), participant: vote.participant.clone(), hour: hour_of(vote.cast_at()) },
+            CounterKey {
+                paredao: vote.paredao.clone(),
+                participant: vote.participant.clone(),
+                hour: hour_of(vote.cast_at()),
+            },
             1,
         );
     }

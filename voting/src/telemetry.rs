@@ -12,15 +12,16 @@ use crate::configuration::TelemetrySettings;
 use crate::gelf::{GelfFlushGuard, GelfLayer};
 
 /// `env_filter` is the default filter; `RUST_LOG` wins when set.
-pub fn get_subscriber<Sink>(name: &str, env_filter: &str, sink: Sink) -> impl Subscriber + Send + Sync + for<'a> LookupSpan<'a>
+pub fn get_subscriber<Sink>(
+    name: &str,
+    env_filter: &str,
+    sink: Sink,
+) -> impl Subscriber + Send + Sync + for<'a> LookupSpan<'a>
 where
     Sink: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let env_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(env_filter));
-    Registry::default()
-        .with(env_filter)
-        .with(JsonStorageLayer)
-        .with(BunyanFormattingLayer::new(name.into(), sink))
+    Registry::default().with(env_filter).with(JsonStorageLayer).with(BunyanFormattingLayer::new(name.into(), sink))
 }
 
 /// The services' logging: bunyan JSON on stdout, and GELF to Graylog when

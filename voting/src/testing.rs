@@ -23,7 +23,9 @@ pub const PARTICIPANTS: [&str; 3] = ["ana", "bia", "caio"];
 
 fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests with ./run.sh test, which starts RabbitMQ and the MongoDB-protocol server")
+        panic!(
+            "{name} is not set: run the tests with ./run.sh test, which starts RabbitMQ and the MongoDB-protocol server"
+        )
     })
 }
 

@@ -113,11 +113,17 @@ pub enum InvalidVote {
     UnknownParedao { index: usize, paredao: String },
     #[error("vote {index} is for '{participant}', who is not in paredão '{paredao}'")]
     UnknownParticipant { index: usize, paredao: String, participant: String },
-    #[error("vote {index} was cast at {t} ms since the epoch, outside paredão '{paredao}''s opening (allowing {skew_secs} s of clock skew)")]
+    #[error(
+        "vote {index} was cast at {t} ms since the epoch, outside paredão '{paredao}''s opening (allowing {skew_secs} s of clock skew)"
+    )]
     CastOutsideWindow { index: usize, paredao: String, t: i64, skew_secs: i64 },
-    #[error("vote {index} carries a challenge key that is not {CHALLENGE_KEY_CHARS} lowercase hex digits (one spelling per challenge, so one document per challenge)")]
+    #[error(
+        "vote {index} carries a challenge key that is not {CHALLENGE_KEY_CHARS} lowercase hex digits (one spelling per challenge, so one document per challenge)"
+    )]
     MalformedChallenge { index: usize },
-    #[error("vote {index} says its challenge expires at {x} (unix seconds), which is not within a day after its cast time {t} ms")]
+    #[error(
+        "vote {index} says its challenge expires at {x} (unix seconds), which is not within a day after its cast time {t} ms"
+    )]
     ChallengeExpiryOutOfRange { index: usize, x: i64, t: i64 },
 }
 
@@ -201,7 +207,9 @@ impl VoteBatch {
         if batch.votes.is_empty() {
             return Err(DecodeError::Empty);
         }
-        if let Some((index, v)) = batch.votes.iter().enumerate().find(|(_, v)| !(EARLIEST_CAST_MS..LATEST_CAST_MS).contains(&v.cast_at_ms)) {
+        if let Some((index, v)) =
+            batch.votes.iter().enumerate().find(|(_, v)| !(EARLIEST_CAST_MS..LATEST_CAST_MS).contains(&v.cast_at_ms))
+        {
             return Err(DecodeError::CastTimeOutOfRange { index, t: v.cast_at_ms });
         }
         Ok(batch)
@@ -213,12 +221,21 @@ mod tests {
     use super::*;
 
     fn vote(p: &str, c: &str, ms: i64) -> Vote {
-        Vote { paredao: ParedaoId::parse(p).unwrap(), participant: ParticipantId::parse(c).unwrap(), cast_at_ms: ms, challenge: None, challenge_expires: None }
+        Vote {
+            paredao: ParedaoId::parse(p).unwrap(),
+            participant: ParticipantId::parse(c).unwrap(),
+            cast_at_ms: ms,
+            challenge: None,
+            challenge_expires: None,
+        }
     }
 
     #[test]
     fn a_batch_round_trips_through_its_encoding() {
-        let batch = VoteBatch::seal(vec![vote("p1", "ana", 1_764_000_000_000), vote("p1", "bia", 1_764_000_000_001)], Utc::now());
+        let batch = VoteBatch::seal(
+            vec![vote("p1", "ana", 1_764_000_000_000), vote("p1", "bia", 1_764_000_000_001)],
+            Utc::now(),
+        );
         assert_eq!(VoteBatch::decode(&batch.encode()).unwrap(), batch);
     }
 
@@ -227,7 +244,8 @@ mod tests {
         assert!(matches!(VoteBatch::decode(b"hello"), Err(DecodeError::Malformed(_))));
         let empty = VoteBatch::seal(vec![], Utc::now());
         assert!(matches!(VoteBatch::decode(&empty.encode()), Err(DecodeError::Empty)));
-        let bad = br#"{"id":"0190a0b0-0000-7000-8000-000000000000","sealed_at_ms":1,"votes":[{"p":"P!","c":"ana","t":1}]}"#;
+        let bad =
+            br#"{"id":"0190a0b0-0000-7000-8000-000000000000","sealed_at_ms":1,"votes":[{"p":"P!","c":"ana","t":1}]}"#;
         assert!(matches!(VoteBatch::decode(bad), Err(DecodeError::Malformed(_))));
     }
 
@@ -235,7 +253,10 @@ mod tests {
     fn a_vote_cast_at_an_impossible_time_does_not_decode() {
         for t in [9_300_000_000_000, -1, 0, i64::MAX, i64::MIN] {
             let batch = VoteBatch::seal(vec![vote("p1", "ana", 1_764_000_000_000), vote("p1", "bia", t)], Utc::now());
-            assert!(matches!(VoteBatch::decode(&batch.encode()), Err(DecodeError::CastTimeOutOfRange { index: 1, .. })), "t = {t}");
+            assert!(
+                matches!(VoteBatch::decode(&batch.encode()), Err(DecodeError::CastTimeOutOfRange { index: 1, .. })),
+                "t = {t}"
+            );
         }
         let now = VoteBatch::seal(vec![vote("p1", "ana", Utc::now().timestamp_millis())], Utc::now());
         assert!(VoteBatch::decode(&now.encode()).is_ok());
@@ -244,7 +265,9 @@ mod tests {
     #[test]
     fn a_vote_carries_the_challenge_it_spent_only_when_it_spent_one() {
         let plain = vote("p1", "ana", 1_764_000_000_000);
-        assert!(!String::from_utf8(VoteBatch::seal(vec![plain.clone()], Utc::now()).encode()).unwrap().contains("\"k\""));
+        assert!(
+            !String::from_utf8(VoteBatch::seal(vec![plain.clone()], Utc::now()).encode()).unwrap().contains("\"k\"")
+        );
         let digest = "ab".repeat(32);
         let spent = plain.clone().spending(&digest, 1_764_000_300);
         assert_eq!(spent.challenge.as_deref(), Some(&digest[..CHALLENGE_KEY_CHARS]));
@@ -270,7 +293,11 @@ mod tests {
             title: "P1".into(),
             participants: ["ana", "bia"]
                 .iter()
-                .map(|id| crate::paredao::Participant { id: ParticipantId::parse(*id).unwrap(), name: id.to_string(), photo_url: None })
+                .map(|id| crate::paredao::Participant {
+                    id: ParticipantId::parse(*id).unwrap(),
+                    name: id.to_string(),
+                    photo_url: None,
+                })
                 .collect(),
             opens_at: open,
             closes_at: open + chrono::Duration::hours(2),
@@ -280,8 +307,13 @@ mod tests {
         let at = open.timestamp_millis() + 1000;
         let check = |votes: Vec<Vote>| VoteBatch::seal(votes, Utc::now()).check(known);
 
-        assert_eq!(check(vec![vote("p1", "ana", at), vote("p1", "bia", at).spending(&"ab".repeat(32), at / 1000 + 300)]), Ok(()));
-        for x in [at / 1000 - CAST_SKEW_SECS - 1, at / 1000 + MAX_CHALLENGE_EXPIRY_AFTER_CAST_SECS + 1, i64::MIN, i64::MAX] {
+        assert_eq!(
+            check(vec![vote("p1", "ana", at), vote("p1", "bia", at).spending(&"ab".repeat(32), at / 1000 + 300)]),
+            Ok(())
+        );
+        for x in
+            [at / 1000 - CAST_SKEW_SECS - 1, at / 1000 + MAX_CHALLENGE_EXPIRY_AFTER_CAST_SECS + 1, i64::MIN, i64::MAX]
+        {
             let forged = vote("p1", "bia", at).spending(&"ab".repeat(32), x);
             assert_eq!(check(vec![forged]).unwrap_err().reason(), "challenge_expiry_out_of_range", "x = {x}");
         }

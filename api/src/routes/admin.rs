@@ -27,7 +27,11 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.strip_prefix("Bearer "));
     // Compared in constant time: the token must not leak through response timing.
     match given {
-        Some(g) if g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0 => Ok(()),
+        Some(g)
+            if g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0 =>
+        {
+            Ok(())
+        }
         _ => Err(ApiError::Unauthorized),
     }
 }

@@ -44,7 +44,11 @@ impl From<&Paredao> for ParedaoView {
         (status = 503, description = "`overloaded`: the replica is answering as many reads as it may; try again after Retry-After", body = ErrorBody),
     )
 )]
-pub async fn get_paredao(_slot: ReadSlot, State(state): State<AppState>, Path(paredao_id): Path<String>) -> Result<Json<ParedaoView>, ApiError> {
+pub async fn get_paredao(
+    _slot: ReadSlot,
+    State(state): State<AppState>,
+    Path(paredao_id): Path<String>,
+) -> Result<Json<ParedaoView>, ApiError> {
     let p = find_paredao(&state, &paredao_id)?;
     Ok(Json(ParedaoView::from(p.as_ref())))
 }

@@ -43,7 +43,11 @@ pub struct ParticipantShare {
         (status = 503, description = "`overloaded`: the replica is answering as many reads as it may; try again after Retry-After", body = ErrorBody),
     )
 )]
-pub async fn get_results(_slot: ReadSlot, State(state): State<AppState>, Path(paredao_id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn get_results(
+    _slot: ReadSlot,
+    State(state): State<AppState>,
+    Path(paredao_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     let paredao = find_paredao(&state, &paredao_id)?;
     let snapshot = state.results.snapshot();
     let counts = snapshot.counts.get(&paredao.id);
@@ -58,6 +62,11 @@ pub async fn get_results(_slot: ReadSlot, State(state): State<AppState>, Path(pa
         .zip(percentages(&votes))
         .map(|(p, percentage)| ParticipantShare { id: p.id.clone(), name: p.name.clone(), percentage })
         .collect();
-    let view = ResultsView { paredao_id: paredao.id.clone(), state: state_now(&paredao), participants, updated_at: snapshot.taken_at };
+    let view = ResultsView {
+        paredao_id: paredao.id.clone(),
+        state: state_now(&paredao),
+        participants,
+        updated_at: snapshot.taken_at,
+    };
     Ok(([(header::CACHE_CONTROL, "public, max-age=1")], Json(view)))
 }

@@ -56,7 +56,11 @@ pub struct HourVotes {
         (status = 503, description = "`overloaded`: the replica is answering as many reads as it may; try again after Retry-After", body = ErrorBody),
     )
 )]
-pub async fn get_stats(_slot: ReadSlot, State(state): State<AppState>, Path(paredao_id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn get_stats(
+    _slot: ReadSlot,
+    State(state): State<AppState>,
+    Path(paredao_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     let paredao = find_paredao(&state, &paredao_id)?;
     let snapshot = state.results.snapshot();
     let counts = snapshot.counts.get(&paredao.id);

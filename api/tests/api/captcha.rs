@@ -35,7 +35,10 @@ async fn a_replay_sent_to_another_replica_is_refused_there() {
         (ready["spent_challenges_known"].as_u64() >= Some(1)).then_some(())
     })
     .await;
-    assert_eq!(refused(second.vote_with(OPEN, "ana", Some(&solution)).await).await, (403, "captcha_already_used".into()));
+    assert_eq!(
+        refused(second.vote_with(OPEN, "ana", Some(&solution)).await).await,
+        (403, "captcha_already_used".into())
+    );
     first.wait_for_total(OPEN, 1).await;
 }
 
@@ -56,7 +59,9 @@ async fn a_replay_that_a_replica_accepts_unknowingly_is_still_counted_once() {
     let fresh = late.solved_challenge(OPEN).await;
     assert_eq!(late.vote_with(OPEN, "caio", Some(&fresh)).await.status(), 202);
     let stats = first.wait_for_total(OPEN, 2).await;
-    let votes_of = |id: &str| stats["participants"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["votes"].as_u64().unwrap();
+    let votes_of = |id: &str| {
+        stats["participants"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["votes"].as_u64().unwrap()
+    };
     assert_eq!((votes_of("ana"), votes_of("bia"), votes_of("caio")), (1, 0, 1));
 }
 
@@ -76,7 +81,11 @@ async fn forged_tampered_expired_foreign_and_missing_solutions_are_refused_with_
     tampered.salt = challenge.salt.replace(&format!("{OPEN}:"), "outro-paredao:");
     // Expired: a challenge signed with the right key, but an hour old.
     let right = api::captcha::Altcha::new(app.settings.captcha.hmac_key(), 300);
-    let old = right.challenge(&voting::paredao::ParedaoId::parse(OPEN).unwrap(), 500, chrono::Utc::now() - chrono::TimeDelta::hours(1));
+    let old = right.challenge(
+        &voting::paredao::ParedaoId::parse(OPEN).unwrap(),
+        500,
+        chrono::Utc::now() - chrono::TimeDelta::hours(1),
+    );
 
     let cases: Vec<(&str, Option<String>, u16, &str)> = vec![
         ("no captcha", None, 400, "captcha_missing"),
@@ -96,7 +105,9 @@ async fn forged_tampered_expired_foreign_and_missing_solutions_are_refused_with_
 
     // Each reason is a metric label.
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    for code in ["captcha_missing", "captcha_malformed", "captcha_bad_signature", "captcha_expired", "captcha_wrong_paredao"] {
+    for code in
+        ["captcha_missing", "captcha_malformed", "captcha_bad_signature", "captcha_expired", "captcha_wrong_paredao"]
+    {
         assert!(metrics.contains(&format!("paredao_votes_rejected_total{{reason=\"{code}\"}}")), "{code} is counted");
     }
     // None of them was counted; the honest vote is.

@@ -66,7 +66,8 @@ async fn an_api_replica_killed_mid_stream_loses_no_vote_it_answered_202() {
         let stop = tokio_util::sync::CancellationToken::new();
         let voters: Vec<_> = (0..8)
             .map(|_| {
-                let (client, url, stop) = (client.clone(), format!("{base}/api/paredoes/{LOCAL_PAREDAO}/votes"), stop.clone());
+                let (client, url, stop) =
+                    (client.clone(), format!("{base}/api/paredoes/{LOCAL_PAREDAO}/votes"), stop.clone());
                 let (accepted, unanswered) = (accepted.clone(), unanswered.clone());
                 tokio::spawn(async move {
                     while !stop.is_cancelled() {

@@ -34,7 +34,10 @@ async fn metrics_expose_request_latency_and_vote_counters() {
     assert_eq!(app.vote(OPEN, "zeca").await.status(), 422);
     let body = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(body.contains("axum_http_requests_total"), "axum-prometheus request counter");
-    assert!(body.contains("axum_http_requests_duration_seconds_bucket{") && body.contains("le=\"0.0001\""), "sub-millisecond buckets");
+    assert!(
+        body.contains("axum_http_requests_duration_seconds_bucket{") && body.contains("le=\"0.0001\""),
+        "sub-millisecond buckets"
+    );
     assert!(body.contains("paredao_votes_accepted_total"));
     assert!(body.contains("paredao_votes_rejected_total{reason=\"unknown_participant\"}"));
     assert!(body.contains("paredao_batch_size_votes_bucket"));

@@ -28,8 +28,9 @@ async fn gelf_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
                     buffer.extend_from_slice(&chunk[..n]);
                     while let Some(end) = buffer.iter().position(|&b| b == 0) {
                         let frame: Vec<u8> = buffer.drain(..=end).collect();
-                        let message = serde_json::from_slice(&frame[..frame.len() - 1])
-                            .unwrap_or_else(|e| panic!("a GELF frame is JSON ({e}): {}", String::from_utf8_lossy(&frame)));
+                        let message = serde_json::from_slice(&frame[..frame.len() - 1]).unwrap_or_else(|e| {
+                            panic!("a GELF frame is JSON ({e}): {}", String::from_utf8_lossy(&frame))
+                        });
                         sink.lock().unwrap().push(message);
                     }
                 }
@@ -142,7 +143,13 @@ async fn the_api_logs_to_graylog_as_gelf_with_syslog_levels_and_request_fields()
         assert!(t >= started - 1.0 && t <= finished + 1.0, "timestamp {t} outside the test's run: {m}");
         assert!([3, 4, 6, 7].contains(&m["level"].as_u64().unwrap()), "{m}");
         assert_eq!(m["_service"], "paredao-api");
-        assert!(m.as_object().unwrap().keys().all(|k| k != "_id" && (k.starts_with('_') || ["version", "host", "short_message", "full_message", "timestamp", "level"].contains(&k.as_str()))), "{m}");
+        assert!(
+            m.as_object().unwrap().keys().all(|k| k != "_id"
+                && (k.starts_with('_')
+                    || ["version", "host", "short_message", "full_message", "timestamp", "level"]
+                        .contains(&k.as_str()))),
+            "{m}"
+        );
     }
     let _ = api.0.kill();
     let _ = api.0.wait();

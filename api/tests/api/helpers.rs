@@ -80,7 +80,12 @@ impl TestApp {
     }
 
     pub async fn challenge(&self, paredao: &str) -> ChallengeView {
-        let r = self.client.get(self.url(&format!("/api/paredoes/{paredao}/challenge"))).send().await.expect("the api answers");
+        let r = self
+            .client
+            .get(self.url(&format!("/api/paredoes/{paredao}/challenge")))
+            .send()
+            .await
+            .expect("the api answers");
         assert_eq!(r.status(), 200, "a challenge for {paredao}");
         r.json().await.expect("a challenge")
     }

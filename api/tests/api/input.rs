@@ -2,15 +2,13 @@
 
 use crate::helpers::{OPEN, spawn_app};
 
-async fn post_raw(app: &crate::helpers::TestApp, path: &str, content_type: &str, body: String) -> (u16, serde_json::Value) {
-    let r = app
-        .client
-        .post(app.url(path))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+async fn post_raw(
+    app: &crate::helpers::TestApp,
+    path: &str,
+    content_type: &str,
+    body: String,
+) -> (u16, serde_json::Value) {
+    let r = app.client.post(app.url(path)).header("content-type", content_type).body(body).send().await.unwrap();
     let status = r.status().as_u16();
     let body = r.json().await.unwrap_or_else(|e| panic!("a JSON error body for {status}: {e}"));
     (status, body)
@@ -23,10 +21,31 @@ async fn bad_votes_get_a_clear_json_error() {
     let json = "application/json";
     let cases: Vec<(&str, String, &str, String, u16, &str)> = vec![
         ("malformed JSON", votes.clone(), json, "{\"participant_id\": ".into(), 400, "malformed_json"),
-        ("wrong content type", votes.clone(), "text/plain", r#"{"participant_id":"ana"}"#.into(), 415, "unsupported_media_type"),
+        (
+            "wrong content type",
+            votes.clone(),
+            "text/plain",
+            r#"{"participant_id":"ana"}"#.into(),
+            415,
+            "unsupported_media_type",
+        ),
         ("missing field", votes.clone(), json, "{}".into(), 422, "invalid_body"),
-        ("body too large", votes.clone(), json, format!(r#"{{"participant_id":"ana","captcha":"{}"}}"#, "x".repeat(10_000)), 413, "body_too_large"),
-        ("unknown paredão", "/api/paredoes/nope/votes".into(), json, r#"{"participant_id":"ana"}"#.into(), 404, "unknown_paredao"),
+        (
+            "body too large",
+            votes.clone(),
+            json,
+            format!(r#"{{"participant_id":"ana","captcha":"{}"}}"#, "x".repeat(10_000)),
+            413,
+            "body_too_large",
+        ),
+        (
+            "unknown paredão",
+            "/api/paredoes/nope/votes".into(),
+            json,
+            r#"{"participant_id":"ana"}"#.into(),
+            404,
+            "unknown_paredao",
+        ),
         ("unknown participant", votes.clone(), json, r#"{"participant_id":"zeca"}"#.into(), 422, "unknown_participant"),
     ];
     for (what, path, content_type, body, status, code) in cases {
@@ -73,11 +92,17 @@ async fn oversized_request_headers_get_a_json_431_and_the_api_keeps_serving() {
     let path = format!("/api/paredoes/{OPEN}");
     let mut too_many = reqwest::header::HeaderMap::new();
     for i in 0..80 {
-        too_many.insert(reqwest::header::HeaderName::from_bytes(format!("x-filler-{i}").as_bytes()).unwrap(), "1".parse().unwrap());
+        too_many.insert(
+            reqwest::header::HeaderName::from_bytes(format!("x-filler-{i}").as_bytes()).unwrap(),
+            "1".parse().unwrap(),
+        );
     }
     let cases = [
         ("one 20 KiB header", app.client.get(app.url(&path)).header("x-filler", "a".repeat(20 * 1024))),
-        ("a 20 KiB cookie", app.client.get(app.url(&path)).header("cookie", format!("paredao_cid={}", "a".repeat(20 * 1024)))),
+        (
+            "a 20 KiB cookie",
+            app.client.get(app.url(&path)).header("cookie", format!("paredao_cid={}", "a".repeat(20 * 1024))),
+        ),
         ("80 header lines", app.client.get(app.url(&path)).headers(too_many)),
     ];
     for (what, request) in cases {

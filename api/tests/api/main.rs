@@ -3,8 +3,8 @@
 
 mod broker_alarm;
 mod captcha;
-mod crash;
 mod client_cookie;
+mod crash;
 mod docs;
 mod external_captcha;
 mod fault;
@@ -14,8 +14,8 @@ mod helpers;
 mod input;
 mod memory;
 mod outage;
-mod replay;
 mod overload;
+mod replay;
 mod secrets;
 mod shutdown;
 mod votes;

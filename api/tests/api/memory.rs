@@ -55,9 +55,16 @@ fn the_per_client_maps_at_their_shipped_bounds_fit_the_pods_memory() {
         difficulty.next(&[ClientKey::Address(address(i)), ClientKey::Cookie(ids.issue().0)], at);
     }
     assert!(difficulty.len() <= bound);
-    measured.push(Measured { what: "difficulty (addr + cookie)", entries: difficulty.len(), bytes: resident_bytes() - before });
+    measured.push(Measured {
+        what: "difficulty (addr + cookie)",
+        entries: difficulty.len(),
+        bytes: resident_bytes() - before,
+    });
 
-    for (what, limiter) in [("votes limiter", RateLimiter::votes(&settings.rate_limit)), ("challenges limiter", RateLimiter::challenges(&settings.rate_limit))] {
+    for (what, limiter) in [
+        ("votes limiter", RateLimiter::votes(&settings.rate_limit)),
+        ("challenges limiter", RateLimiter::challenges(&settings.rate_limit)),
+    ] {
         let before = resident_bytes();
         let bound = settings.rate_limit.max_clients.get();
         for i in 0..bound * 12 / 10 {
@@ -76,7 +83,9 @@ fn the_per_client_maps_at_their_shipped_bounds_fit_the_pods_memory() {
     let bound = settings.captcha.spent_remembered_max.get();
     let expires = chrono::Utc::now().timestamp() + 300;
     for i in 0..bound * 12 / 10 {
-        if let Some(spend) = spent.spend(&format!("{:032x}", 0x5eed_0000_0000_0000_0000u128 + i as u128 * 7919), expires) {
+        if let Some(spend) =
+            spent.spend(&format!("{:032x}", 0x5eed_0000_0000_0000_0000u128 + i as u128 * 7919), expires)
+        {
             spend.keep();
         }
     }

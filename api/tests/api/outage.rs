@@ -44,7 +44,9 @@ async fn a_broker_outage_answers_503_and_votes_succeed_again_after_it_returns() 
 
     // Exactly the accepted votes are counted: the first one and the one after recovery.
     let stats = app.wait_for_total(OPEN, 2).await;
-    let votes = |id: &str| stats["participants"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["votes"].as_u64().unwrap();
+    let votes = |id: &str| {
+        stats["participants"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["votes"].as_u64().unwrap()
+    };
     assert_eq!((votes("ana"), votes("bia"), votes("caio")), (1, 0, 1));
 }
 

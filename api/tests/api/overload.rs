@@ -67,6 +67,8 @@ async fn a_saturated_api_refuses_votes_at_once_without_spending_their_captcha_an
     }
     assert_eq!(app.vote_with(OPEN, "bia", Some(&last)).await.status(), 202);
     let stats = app.wait_for_total(OPEN, BOUND as u64 + 1).await;
-    let votes = |id: &str| stats["participants"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["votes"].as_u64().unwrap();
+    let votes = |id: &str| {
+        stats["participants"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["votes"].as_u64().unwrap()
+    };
     assert_eq!((votes("ana"), votes("bia")), (BOUND as u64, 1));
 }

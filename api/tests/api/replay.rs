@@ -20,7 +20,8 @@ async fn a_challenge_sent_to_two_replicas_at_once_counts_once_with_two_consumers
     let tries = 10;
     for _ in 0..tries {
         let solution = one.solved_challenge(OPEN).await;
-        let (a, b) = tokio::join!(one.vote_with(OPEN, "ana", Some(&solution)), two.vote_with(OPEN, "bia", Some(&solution)));
+        let (a, b) =
+            tokio::join!(one.vote_with(OPEN, "ana", Some(&solution)), two.vote_with(OPEN, "bia", Some(&solution)));
         let (a, b) = (a.status().as_u16(), b.status().as_u16());
         assert!(a == 202 || b == 202, "one copy at least is accepted: {a} {b}");
         for status in [a, b] {
@@ -35,7 +36,9 @@ async fn a_challenge_sent_to_two_replicas_at_once_counts_once_with_two_consumers
     assert_eq!(two.vote(OPEN, "caio").await.status(), 202);
     let stats = one.wait_for_total(OPEN, tries + 2).await;
     eprintln!("{accepted_by_both} of {tries} challenges were accepted by both replicas");
-    let votes = |id: &str| stats["participants"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["votes"].as_u64().unwrap();
+    let votes = |id: &str| {
+        stats["participants"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["votes"].as_u64().unwrap()
+    };
     assert_eq!(votes("ana") + votes("bia"), tries, "{stats}");
 }
 
@@ -77,7 +80,9 @@ async fn a_challenge_replayed_after_its_202_is_refused_by_the_other_replica_once
     // A vote after them all: once it is counted, every replay the other replica accepted was too.
     assert_eq!(two.vote(OPEN, "caio").await.status(), 202);
     let stats = one.wait_for_total(OPEN, tries + 1).await;
-    let votes = |id: &str| stats["participants"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["votes"].as_u64().unwrap();
+    let votes = |id: &str| {
+        stats["participants"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["votes"].as_u64().unwrap()
+    };
     assert_eq!((votes("ana"), votes("bia")), (tries, 0), "every replay counted zero times: {stats}");
 }
 

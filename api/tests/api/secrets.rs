@@ -32,7 +32,8 @@ async fn the_api_refuses_a_placeholder_or_missing_captcha_key_before_connecting_
         let (port, connections) = counting_listener().await;
         let mut settings = test_settings();
         settings.broker.url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f").into();
-        settings.store.url = format!("mongodb://127.0.0.1:{port}/?directConnection=true&serverSelectionTimeoutMS=500").into();
+        settings.store.url =
+            format!("mongodb://127.0.0.1:{port}/?directConnection=true&serverSelectionTimeoutMS=500").into();
         settings.captcha.hmac_key = key.to_string().into();
         let error = match Application::build(settings).await {
             Ok(_) => panic!("the api started with the key '{key}'"),

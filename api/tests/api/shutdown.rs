@@ -12,14 +12,20 @@ async fn graceful_shutdown_loses_no_accepted_vote() {
     let challenge_url = app.url(&format!("/api/paredoes/{OPEN}/challenge"));
     let mut senders = Vec::new();
     for _ in 0..16 {
-        let (client, url, challenge_url, accepted) = (app.client.clone(), url.clone(), challenge_url.clone(), accepted.clone());
+        let (client, url, challenge_url, accepted) =
+            (app.client.clone(), url.clone(), challenge_url.clone(), accepted.clone());
         senders.push(tokio::spawn(async move {
             for _ in 0..200 {
                 // As a browser does: a challenge per vote (refused once the API is stopping).
                 let Ok(r) = client.get(&challenge_url).send().await else { continue };
                 let Ok(challenge) = r.json::<api::captcha::ChallengeView>().await else { continue };
                 let captcha = api::captcha::solve(&challenge);
-                match client.post(&url).json(&serde_json::json!({ "participant_id": "ana", "captcha": captcha })).send().await {
+                match client
+                    .post(&url)
+                    .json(&serde_json::json!({ "participant_id": "ana", "captcha": captcha }))
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status() == 202 => {
                         accepted.fetch_add(1, Ordering::SeqCst);
                     }

@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use voting::configuration::Settings;
 use voting::testing::{OPEN, eventually, test_settings};
 
-use crate::helpers::{seeded_store, Publisher, wait_for_counted};
+use crate::helpers::{Publisher, seeded_store, wait_for_counted};
 
 fn start_consumer_process(settings: &Settings) -> Child {
     Command::new(env!("CARGO_BIN_EXE_consumer"))

@@ -1,13 +1,15 @@
 use std::time::Duration;
 
+use chrono::Utc;
 use lapin::options::BasicGetOptions;
 use voting::paredao::{ParedaoId, ParticipantId};
-use voting::vote::VoteBatch;
-use chrono::Utc;
 use voting::store::Store;
 use voting::testing::{eventually, test_settings};
+use voting::vote::VoteBatch;
 
-use crate::helpers::{Publisher, batch, batch_spending, seeded_store, spawn_consumer, start_store, wait_for_counted, wait_for_port};
+use crate::helpers::{
+    Publisher, batch, batch_spending, seeded_store, spawn_consumer, start_store, wait_for_counted, wait_for_port,
+};
 
 #[tokio::test]
 async fn the_same_batch_delivered_twice_is_counted_once() {
@@ -72,7 +74,8 @@ async fn poison_of_every_kind_is_dead_lettered_with_its_reason_and_counting_goes
     .await;
     assert_eq!(store.load_counters().await.unwrap().total(), 5, "nothing of a poison batch is counted");
     for (reason, body) in &poison {
-        let got = publisher.channel.basic_get(dead.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap().unwrap();
+        let got =
+            publisher.channel.basic_get(dead.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap().unwrap();
         assert_eq!(&got.delivery.data, body, "dead letters keep their order and their bytes");
         let headers = got.delivery.properties.headers().clone().unwrap_or_default();
         let said = headers.inner().get("x-paredao-reason").and_then(|v| v.as_long_string()).map(|s| s.to_string());
@@ -166,7 +169,10 @@ async fn a_replayed_challenge_is_not_counted_again_even_by_a_restarted_consumer(
     wait_for_counted(&store, 2).await;
     let counts = store.load_counters().await.unwrap().by_paredao();
     let open = &counts[&voting::paredao::ParedaoId::parse(voting::testing::OPEN).unwrap()];
-    assert!(!open.by_participant.contains_key(&voting::paredao::ParticipantId::parse("bia").unwrap()), "the replay was discarded");
+    assert!(
+        !open.by_participant.contains_key(&voting::paredao::ParticipantId::parse("bia").unwrap()),
+        "the replay was discarded"
+    );
 }
 
 /// Sets (or with `mode: "off"` clears) a `failCommand` failpoint for the clients named `app`.
@@ -191,7 +197,8 @@ async fn a_batch_the_store_refuses_for_good_is_dead_lettered_and_a_passing_error
     wait_for_port(port).await;
     let mut settings = test_settings();
     let app = format!("consumer-{}", uuid::Uuid::new_v4().simple());
-    settings.store.url = format!("mongodb://127.0.0.1:{port}/?retryWrites=false&directConnection=true&appName={app}").into();
+    settings.store.url =
+        format!("mongodb://127.0.0.1:{port}/?retryWrites=false&directConnection=true&appName={app}").into();
     let publisher = Publisher::connect(&settings).await;
     let store = seeded_store(&settings).await;
     let _stop = spawn_consumer(&settings).await;
@@ -206,7 +213,8 @@ async fn a_batch_the_store_refuses_for_good_is_dead_lettered_and_a_passing_error
     })
     .await;
     fail_inserts(&store, &app, "off".into(), 2).await;
-    let got = publisher.channel.basic_get(dead.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap().unwrap();
+    let got =
+        publisher.channel.basic_get(dead.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap().unwrap();
     let headers = got.delivery.properties.headers().clone().unwrap_or_default();
     let said = headers.inner().get("x-paredao-reason").and_then(|v| v.as_long_string()).map(|s| s.to_string());
     assert_eq!(said.as_deref(), Some("store_refused"));

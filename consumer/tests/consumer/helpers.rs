@@ -51,7 +51,11 @@ impl Publisher {
     pub async fn ready_in(&self, queue: &str) -> u32 {
         let q = self
             .channel
-            .queue_declare(queue.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions { passive: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         q.message_count()
@@ -104,14 +108,18 @@ pub fn batch_spending(participant: &str, challenges: &[&str]) -> VoteBatch {
     let expires = *EXPIRES.get_or_init(|| Utc::now().timestamp() + 300);
     let votes = challenges
         .iter()
-        .map(|k| Vote::new(ParedaoId::parse(OPEN).unwrap(), ParticipantId::parse(participant).unwrap(), Utc::now()).spending(k, expires))
+        .map(|k| {
+            Vote::new(ParedaoId::parse(OPEN).unwrap(), ParticipantId::parse(participant).unwrap(), Utc::now())
+                .spending(k, expires)
+        })
         .collect();
     VoteBatch::seal(votes, Utc::now())
 }
 
 /// The MongoDB-protocol server of the test stack (run.sh exports its path).
 pub fn secantusd() -> String {
-    std::env::var("PAREDAO_TEST_SECANTUSD").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/secantusd-py").to_string())
+    std::env::var("PAREDAO_TEST_SECANTUSD")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/secantusd-py").to_string())
 }
 
 /// The store's process, killed when the test ends, however it ends (a failed assertion too).
@@ -134,15 +142,15 @@ impl Drop for StoreProcess {
 /// `extra` arguments besides those run.sh gives the stack's.
 pub fn start_store(port: u16, dir: &std::path::Path, extra: &[&str]) -> StoreProcess {
     StoreProcess(
-    Command::new(secantusd())
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--sync-on-commit"])
-        .args(extra)
-        .arg("--storage-path")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the MongoDB-protocol server starts (./preflight.sh installs it)"),
+        Command::new(secantusd())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--sync-on-commit"])
+            .args(extra)
+            .arg("--storage-path")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the MongoDB-protocol server starts (./preflight.sh installs it)"),
     )
 }
 
@@ -152,4 +160,3 @@ pub async fn wait_for_port(port: u16) {
     })
     .await;
 }
-

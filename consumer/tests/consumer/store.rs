@@ -57,12 +57,10 @@ async fn consumers_racing_on_the_same_challenges_count_each_once() {
     for _ in 0..4 {
         clients.push(Store::connect(&settings.store).await.unwrap());
     }
-    let applied = futures::future::join_all(
-        clients.iter().enumerate().map(|(i, c)| {
-            let b = batch_spending(if i % 2 == 0 { "ana" } else { "bia" }, &refs);
-            async move { c.apply(&[b]).await.unwrap() }
-        }),
-    )
+    let applied = futures::future::join_all(clients.iter().enumerate().map(|(i, c)| {
+        let b = batch_spending(if i % 2 == 0 { "ana" } else { "bia" }, &refs);
+        async move { c.apply(&[b]).await.unwrap() }
+    }))
     .await;
     assert_eq!(applied.iter().map(|a| a.votes).sum::<u64>(), 50, "{applied:?}");
     assert_eq!(applied.iter().map(|a| a.replays).sum::<u64>(), 150);

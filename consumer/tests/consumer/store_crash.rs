@@ -50,11 +50,15 @@ async fn a_store_killed_mid_stream_loses_no_vote_the_consumer_acked() {
 
     stream.await.unwrap();
     let expected = published.load(Ordering::Relaxed);
-    let counted = eventually(&format!("all {expected} votes counted after the store's crash"), Duration::from_secs(90), || async {
-        let total = store.load_counters().await.ok()?.total();
-        assert!(total <= expected, "counted {total}, more than the {expected} published");
-        (total == expected).then_some(total)
-    })
+    let counted = eventually(
+        &format!("all {expected} votes counted after the store's crash"),
+        Duration::from_secs(90),
+        || async {
+            let total = store.load_counters().await.ok()?.total();
+            assert!(total <= expected, "counted {total}, more than the {expected} published");
+            (total == expected).then_some(total)
+        },
+    )
     .await;
     assert_eq!(counted, expected);
     drop(store_process);
