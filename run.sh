@@ -1381,6 +1381,9 @@ cmd_test() {
     else
         skip_step "rust tests" "the tests did not compile"
     fi
+    # The code's shape, kept by the tools: formatting (rustfmt.toml) and every clippy lint.
+    run_step "format (cargo fmt --check)" cargo fmt --all --check
+    run_step "lints (cargo clippy -D warnings)" cargo clippy --workspace --all-targets --locked -- -D warnings
     run_step "prometheus config" test_prometheus_config
     if [[ -n "$(prometheus_rule_files)" ]]; then
         run_step "prometheus rules" test_prometheus_rules

@@ -230,7 +230,7 @@ mod tests {
     }
 
     fn vote(i: usize) -> Vote {
-        let c = if i % 2 == 0 { "ana" } else { "bia" };
+        let c = if i.is_multiple_of(2) { "ana" } else { "bia" };
         Vote::new(ParedaoId::parse("p").unwrap(), ParticipantId::parse(c).unwrap(), Utc::now())
     }
 

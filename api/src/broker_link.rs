@@ -108,7 +108,7 @@ impl BrokerLink {
                 Err(e) => {
                     // Loud at the start of an outage and then once a minute or so, not every retry.
                     failures += 1;
-                    if failures == 1 || failures % 12 == 0 {
+                    if failures == 1 || failures.is_multiple_of(12) {
                         tracing::error!(error = %e, failures, "cannot connect to RabbitMQ; retrying");
                     }
                 }

@@ -118,7 +118,7 @@ impl Worker {
                 Err(e) => {
                     self.status.set_broker(false);
                     failures += 1;
-                    if failures == 1 || failures % 12 == 0 {
+                    if failures == 1 || failures.is_multiple_of(12) {
                         tracing::error!(error = %e, failures, "consuming from RabbitMQ failed; reconnecting");
                     }
                 }

@@ -136,7 +136,7 @@ pub async fn child(base: &str, path: &str, viewers: usize, seconds: u64, period:
     for t in tasks {
         let _ = t.await;
     }
-    let (outcomes, latency) = Arc::try_unwrap(outcome).ok().expect("every viewer finished").into_inner().unwrap();
+    let (outcomes, latency) = Arc::into_inner(outcome).expect("every viewer finished").into_inner().unwrap();
     Crowd {
         viewers,
         outcomes,

@@ -8,9 +8,12 @@ use voting::configuration::{CaptchaMode, ExternalCaptchaSettings, Provider};
 
 use crate::helpers::{OPEN, spawn_with, test_settings};
 
+/// The form fields of each request the fake provider was sent.
+type Seen = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
 /// Answers like hCaptcha: "good" passes, anything else fails; records what it was sent.
-async fn fake_siteverify() -> (String, Arc<Mutex<Vec<Vec<(String, String)>>>>) {
-    let seen: Arc<Mutex<Vec<Vec<(String, String)>>>> = Arc::default();
+async fn fake_siteverify() -> (String, Seen) {
+    let seen: Seen = Arc::default();
     let s = seen.clone();
     let app = Router::new().route(
         "/siteverify",

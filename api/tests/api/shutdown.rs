@@ -44,7 +44,7 @@ async fn graceful_shutdown_loses_no_accepted_vote() {
         s.await.unwrap();
     }
     let accepted = accepted.load(Ordering::SeqCst);
-    assert!(accepted >= 100 && accepted < 3200, "the shutdown happened mid-stream ({accepted} accepted)");
+    assert!((100..3200).contains(&accepted), "the shutdown happened mid-stream ({accepted} accepted)");
 
     // The consumer is still running; the API is gone, so read the counters from the store.
     let store = voting::store::Store::connect(&app.settings.store).await.unwrap();
