@@ -8,18 +8,18 @@
 //! vote carries its challenge, and the store counts each challenge once (`voting::store`).
 //!
 //! That backstop is what lets this set be a cache rather than the judge:
-//! - A spend is a `Spend` guard, announced to the other replicas together with its vote's batch:
-//!   `AnnouncingSink` publishes the spends gathered so far as the batch is handed to the broker,
-//!   a confirm (a disk write) before the vote is answered 202, so a replay sent right after the
-//!   answer is refused whichever replica it reaches. (Announcing after the confirm, or at most
-//!   once per 20 ms, lost that race to the client.) One announcement per vote batch: under load
-//!   it carries as many spends as the batch carries votes.
-//! - A vote that ends any other way (a 503, a client gone before the answer) releases its
-//!   challenge when the guard drops, here at once and on the other replicas through a release
-//!   announcement, so the viewer's retry with the same solved challenge (sent after
-//!   `Retry-After`) is accepted anywhere. Should both copies have reached the queue, the store
-//!   counts one. Releases are rare (a vote refused for load is refused before its captcha is
-//!   looked at), so they cost nothing under load.
+//! - A spend is a `Spend` guard. Only once its vote is durable (`Spend::keep`, after the
+//!   broker's confirm) is it announced to the other replicas; a vote that ends any other way
+//!   (a 503, a client gone before the answer) releases its challenge here when the guard drops,
+//!   and no other replica ever heard of it, so the viewer's retry with the same solved
+//!   challenge is accepted anywhere. Should both copies have reached the queue, the store
+//!   counts one. (Announcing the spend before the confirm let other replicas refuse a replay
+//!   sent right after the 202, but when the broker died between the announcement and the
+//!   release, they refused the retry of a vote never counted: the chaos suite lost 10 votes.)
+//! - So a replay sent to another replica right after its 202 may beat the news and be
+//!   accepted, and not counted. The news leaves at most `GOSSIP_LINGER` after the confirm: one
+//!   message per few milliseconds carries every spend kept meanwhile (a message per vote cost
+//!   RabbitMQ and lapin's threads more than the votes themselves).
 //! - The set is bounded (`captcha.spent_remembered_max`): at the record peak every replica would otherwise
 //!   hold every spend of the deployment for a challenge's lifetime (25,000/s × 300 s = 7.5 M
 //!   ids, ~300 MB). Past the bound the ids nearest their expiry are forgotten first; a replay
@@ -34,60 +34,42 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use futures::future::BoxFuture;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, ExchangeKind};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use voting::backoff::Backoff;
 use voting::configuration::BrokerSettings;
-use voting::vote::{CHALLENGE_KEY_CHARS, VoteBatch, challenge_key as key_of};
-
-use crate::batcher::{BatchSink, Confirm, PublishError};
+use voting::vote::{CHALLENGE_KEY_CHARS, challenge_key as key_of};
 
 const SHARDS: usize = 16;
 
-/// The longest a spend or a release waits for a batch to be published before it is announced
-/// on its own (a release follows a failed batch; no batch follows it).
-const GOSSIP_LINGER: Duration = Duration::from_millis(20);
+/// The least time between two announcements: a spend is announced at once after a quiet spell,
+/// at most this much later under load.
+const GOSSIP_LINGER: Duration = Duration::from_millis(5);
 
 /// Ids with the unix second they expire at.
 pub struct SpentChallenges {
     shards: Vec<Mutex<HashMap<Key, u32>>>,
     per_shard: usize,
-    news: mpsc::UnboundedSender<News>,
-    /// Announce what is gathered now (a vote batch is being published).
-    announce: Notify,
+    news: mpsc::UnboundedSender<(String, i64)>,
     /// This replica's id in its news.
     me: u64,
     /// Subscribed to the other replicas' news (readiness waits for it).
     listening: AtomicBool,
 }
 
-/// What one replica tells the others, in the order it happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum News {
-    /// Challenge `id`, expiring at the unix second, was spent.
-    Spent(String, i64),
-    /// Its vote failed: the challenge may be spent again.
-    Released(String),
-}
-
-/// One announcement: what became spent and what was released, disjoint (built from the news in
-/// order, so the last word on an id wins); a replica of the previous version ignores `released`.
+/// One announcement: challenges spent, with the unix second each expires at.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct SpentNews {
-    /// The replica that sent it: the fanout hands a replica its own news too, and its echo
-    /// must not undo what happened since (a claim's echo arriving after its release).
+    /// The replica that sent it: the fanout hands a replica its own news too, which it skips.
     #[serde(default)]
     from: u64,
     ids: Vec<(String, i64)>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    released: Vec<String>,
 }
 
 /// A challenge spent by a vote still in progress. Dropped without `keep`, it is released.
@@ -110,9 +92,10 @@ impl Spend {
         self.expires_at
     }
 
-    /// The vote is durable: the challenge stays spent.
+    /// The vote is durable: the challenge stays spent, and the other replicas are told.
     pub fn keep(mut self) {
         self.kept = true;
+        let _ = self.spent.news.send((std::mem::take(&mut self.id), self.expires_at));
     }
 }
 
@@ -120,7 +103,6 @@ impl Drop for Spend {
     fn drop(&mut self) {
         if !self.kept {
             self.spent.release(&self.id);
-            let _ = self.spent.news.send(News::Released(std::mem::take(&mut self.id)));
         }
     }
 }
@@ -128,7 +110,7 @@ impl Drop for Spend {
 impl SpentChallenges {
     /// The set alone, remembering at most `max_remembered` ids; what it learns to tell others
     /// comes out of the returned receiver.
-    pub fn new(max_remembered: usize) -> (Arc<Self>, mpsc::UnboundedReceiver<News>) {
+    pub fn new(max_remembered: usize) -> (Arc<Self>, mpsc::UnboundedReceiver<(String, i64)>) {
         let (news, outbox) = mpsc::unbounded_channel();
         let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
         // A hash map holds at most 7/8 of its (power of two) buckets before it doubles: a
@@ -137,10 +119,7 @@ impl SpentChallenges {
         let buckets = (wanted * 8 / 7).next_power_of_two();
         let per_shard = if buckets / 8 * 7 <= wanted { buckets / 8 * 7 } else { buckets / 16 * 7 }.max(1);
         let me = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default()) | 1;
-        (
-            Arc::new(Self { shards, per_shard, news, announce: Notify::new(), me, listening: AtomicBool::new(false) }),
-            outbox,
-        )
+        (Arc::new(Self { shards, per_shard, news, me, listening: AtomicBool::new(false) }), outbox)
     }
 
     fn shard(&self, key: Key) -> &Mutex<HashMap<Key, u32>> {
@@ -148,14 +127,13 @@ impl SpentChallenges {
         &self.shards[usize::from(key[0]) % SHARDS]
     }
 
-    /// Spends challenge `id` (its hex digest) and announces it: a guard the first time, `None`
-    /// if it was spent before (here or, once the news arrived, on another replica).
+    /// Spends challenge `id` (its hex digest): a guard the first time, `None` if it was spent
+    /// before (here or, once the news arrived, on another replica).
     pub fn spend(self: &Arc<Self>, id: &str, expires_at: i64) -> Option<Spend> {
         let id = id.get(..CHALLENGE_KEY_CHARS).unwrap_or(id);
         if !self.insert(key(id), expires_at) {
             return None;
         }
-        let _ = self.news.send(News::Spent(id.to_string(), expires_at));
         Some(Spend { spent: self.clone(), id: id.to_string(), expires_at, kept: false })
     }
 
@@ -189,11 +167,6 @@ impl SpentChallenges {
         metrics::gauge!("paredao_captcha_spent_challenges").set(total as f64);
     }
 
-    /// Asks the gossip to announce the spends gathered so far, now.
-    pub fn announce_now(&self) {
-        self.announce.notify_one();
-    }
-
     pub fn is_listening(&self) -> bool {
         self.listening.load(Ordering::Relaxed)
     }
@@ -204,26 +177,6 @@ impl SpentChallenges {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-impl SpentNews {
-    fn from_news(news: impl Iterator<Item = News>) -> Self {
-        let mut out = Self::default();
-        for n in news {
-            // Releases are rare: the scans below run for almost no message.
-            match n {
-                News::Spent(id, exp) => {
-                    out.released.retain(|r| *r != id);
-                    out.ids.push((id, exp));
-                }
-                News::Released(id) => {
-                    out.ids.retain(|(s, _)| *s != id);
-                    out.released.push(id);
-                }
-            }
-        }
-        out
     }
 }
 
@@ -261,27 +214,11 @@ fn make_room(shard: &mut HashMap<Key, u32>, now_unix: u32, bound: usize) {
     metrics::counter!("paredao_captcha_spent_forgotten_early_total").increment((bound - bound / 2) as u64);
 }
 
-/// A vote sink that announces the spends gathered so far with every batch it publishes.
-pub struct AnnouncingSink<S> {
-    pub votes: Arc<S>,
-    pub spent: Arc<SpentChallenges>,
-}
-
-impl<S: BatchSink> BatchSink for AnnouncingSink<S> {
-    fn publish<'a>(&'a self, batch: &'a VoteBatch) -> BoxFuture<'a, Result<Confirm, PublishError>> {
-        // Before the batch: the announcement is then ahead of its confirm, whatever the order
-        // the two connections' writes reach the broker in. A batch that fails releases its
-        // spends, and the releases follow.
-        self.spent.announce_now();
-        self.votes.publish(batch)
-    }
-}
-
 /// Publishes this replica's spends and learns the others', reconnecting with backoff; purges
 /// expired ids every few seconds. Runs until `stop`.
 pub fn spawn_gossip(
     spent: Arc<SpentChallenges>,
-    mut outbox: mpsc::UnboundedReceiver<News>,
+    mut outbox: mpsc::UnboundedReceiver<(String, i64)>,
     broker: BrokerSettings,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
@@ -289,7 +226,7 @@ pub fn spawn_gossip(
         let exchange = format!("{}.spent", broker.queue);
         let mut backoff = Backoff::default();
         let mut purge = tokio::time::interval(Duration::from_secs(5));
-        let mut pending: Vec<News> = Vec::new();
+        let mut pending: Vec<(String, i64)> = Vec::new();
         while !stop.is_cancelled() {
             let session = async {
                 let connection = voting::broker::connect(&broker, "paredao-api-spent").await?;
@@ -329,7 +266,8 @@ pub fn spawn_gossip(
                     .await?;
                 backoff.reset();
                 spent.listening.store(true, Ordering::Relaxed);
-                // When what is gathered goes out at the latest, if no batch is published first.
+                let mut last_sent = tokio::time::Instant::now() - GOSSIP_LINGER;
+                // Set while spends wait for the next slot to be announced in.
                 let mut deadline: Option<tokio::time::Instant> = None;
                 loop {
                     let publish_now = tokio::select! {
@@ -337,11 +275,10 @@ pub fn spawn_gossip(
                         _ = purge.tick() => { spent.purge(chrono::Utc::now().timestamp()); false }
                         n = outbox.recv_many(&mut pending, 1000) => {
                             if n == 0 { return Ok(()); }
-                            deadline.get_or_insert_with(|| tokio::time::Instant::now() + GOSSIP_LINGER);
-                            false
+                            // After a quiet spell at once; under load at most once per linger.
+                            let slot = last_sent + GOSSIP_LINGER;
+                            if tokio::time::Instant::now() >= slot { true } else { deadline = Some(slot); false }
                         }
-                        // A vote batch is being published: its spends were gathered before it.
-                        _ = spent.announce.notified() => true,
                         _ = async { if let Some(d) = deadline { tokio::time::sleep_until(d).await } }, if deadline.is_some() => true,
                         delivery = incoming.next() => {
                             let Some(delivery) = delivery else { return Err(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed))) };
@@ -349,7 +286,6 @@ pub fn spawn_gossip(
                                 && news.from != spent.me
                             {
                                 for (id, exp) in news.ids { spent.learn(&id, exp); }
-                                for id in news.released { spent.release(&id); }
                             }
                             false
                         }
@@ -360,11 +296,10 @@ pub fn spawn_gossip(
                         }
                         deadline = None;
                         if !pending.is_empty() {
-                            let body = serde_json::to_vec(&SpentNews {
-                                from: spent.me,
-                                ..SpentNews::from_news(pending.drain(..))
-                            })
-                            .expect("serializes");
+                            last_sent = tokio::time::Instant::now();
+                            let body =
+                                serde_json::to_vec(&SpentNews { from: spent.me, ids: std::mem::take(&mut pending) })
+                                    .expect("serializes");
                             channel
                                 .basic_publish(
                                     exchange.as_str().into(),
@@ -397,17 +332,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_challenge_is_spent_once_announced_at_once_and_forgotten_after_it_expires() {
+    fn a_challenge_is_spent_once_and_forgotten_after_it_expires() {
         let (spent, mut outbox) = SpentChallenges::new(1_000_000);
         let kept = spent.spend("ab12", 100).expect("fresh");
         assert!(spent.spend("ab12", 100).is_none(), "spent, even before its vote is durable");
-        assert_eq!(
-            outbox.try_recv().unwrap(),
-            News::Spent("ab12".to_string(), 100),
-            "announced before the vote is answered, so a replay right after the answer is refused everywhere"
-        );
+        assert!(outbox.try_recv().is_err(), "not announced before its vote is durable");
         kept.keep();
-        assert!(outbox.try_recv().is_err(), "a kept spend says nothing more");
+        assert_eq!(outbox.try_recv().unwrap(), ("ab12".to_string(), 100), "announced once kept");
         assert!(spent.spend("ab12", 100).is_none());
         assert!(outbox.try_recv().is_err(), "a refused replay is not announced");
         spent.learn("cd34", 50);
@@ -418,40 +349,16 @@ mod tests {
     }
 
     #[test]
-    fn a_spend_whose_vote_failed_is_released_here_and_announced_released() {
+    fn a_spend_whose_vote_failed_is_released_for_the_retry_and_never_announced() {
         let (spent, mut outbox) = SpentChallenges::new(1_000_000);
         let first = spent.spend("ef56", 100).expect("fresh");
-        assert_eq!(first.id(), "ef56");
+        assert_eq!((first.id(), first.expires_at()), ("ef56", 100));
         drop(first); // a 503, or the client gone
+        assert!(outbox.try_recv().is_err(), "no other replica hears of it, so none refuses the retry");
         let retry = spent.spend("ef56", 100).expect("the same solved challenge may be sent again");
         retry.keep();
-        let news: Vec<News> = std::iter::from_fn(|| outbox.try_recv().ok()).collect();
-        assert_eq!(
-            news,
-            vec![News::Spent("ef56".into(), 100), News::Released("ef56".into()), News::Spent("ef56".into(), 100)]
-        );
-        // Sent in one message, the last word wins: spent.
-        let message = SpentNews::from_news(news.into_iter());
-        assert_eq!(message.ids, vec![("ef56".to_string(), 100)]);
-        assert!(message.released.is_empty());
-    }
-
-    #[test]
-    fn another_replica_forgets_a_spend_it_is_told_was_released() {
-        let (elsewhere, _outbox) = SpentChallenges::new(1_000_000);
-        let message =
-            SpentNews::from_news([News::Spent("aa11".into(), 100), News::Released("aa11".into())].into_iter());
-        let wire: SpentNews = serde_json::from_slice(&serde_json::to_vec(&message).unwrap()).unwrap();
-        for (id, exp) in wire.ids {
-            elsewhere.learn(&id, exp);
-        }
-        for id in wire.released {
-            elsewhere.release(&id);
-        }
-        assert!(elsewhere.spend("aa11", 100).is_some(), "the viewer's retry is accepted on any replica");
-        // A message of the previous version (no `released`) still reads.
-        let old: SpentNews = serde_json::from_str(r#"{"ids":[["bb22",100]]}"#).unwrap();
-        assert_eq!(old.ids.len(), 1);
+        assert_eq!(outbox.try_recv().unwrap().0, "ef56");
+        assert!(outbox.try_recv().is_err(), "announced once, for the copy that was kept");
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::paredao_cache::ParedaoCache;
 use crate::rate_limit::RateLimiter;
 use crate::results_cache::ResultsCache;
 use crate::routes;
-use crate::spent_challenges::{AnnouncingSink, SpentChallenges, spawn_gossip};
+use crate::spent_challenges::{SpentChallenges, spawn_gossip};
 use crate::state::AppState;
 
 pub struct Application {
@@ -70,8 +70,7 @@ impl Application {
             broker_stop.clone(),
         );
         let (spent, spent_news) = SpentChallenges::new(settings.captcha.spent_remembered_max.get());
-        let sink = AnnouncingSink { votes: broker.clone(), spent: spent.clone() };
-        let (batcher, batcher_task) = Batcher::start(settings.batcher.clone(), Arc::new(sink));
+        let (batcher, batcher_task) = Batcher::start(settings.batcher.clone(), broker.clone());
 
         let refreshers_stop = CancellationToken::new();
         let paredoes = Arc::new(ParedaoCache::default());

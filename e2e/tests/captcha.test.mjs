@@ -138,9 +138,9 @@ test('a vote with a missing, malformed, forged, misplaced or replayed captcha is
   assert.equal(accepted.status, 202, accepted.text);
   assert.equal(accepted.json.status, 'accepted');
   assertChallengeShape(accepted.json.next_challenge, OPEN);
-  // A replay is refused by whichever replica it reaches once the spend's news is there (it goes
-  // out with the vote's batch, ahead of the confirm, so usually before the 202). One that beats
-  // the news is accepted and not counted: the store counts each challenge once.
+  // A replay is refused by whichever replica it reaches once the spend's news is there (a few
+  // milliseconds after the 202). One that beats the news is accepted and not counted: the store
+  // counts each challenge once.
   const replay = await eventually('the replay to be refused', async () => {
     const r = await postVote(OPEN, { participant_id: 'ana', captcha: encode(solved) });
     assert.ok(r.status === 202 || r.status === 403, `a replay is refused or harmlessly accepted: ${r.text}`);
