@@ -15,12 +15,11 @@
 //!   replicas at once, or a viewer's resend after a 503) cannot be recorded again, whichever
 //!   consumer applies it: the unique `_id` makes the store, not any one consumer's memory, the
 //!   judge. Two consumers racing on one challenge conflict, and the loser's retry sees the
-//!   winner's document. A slot's collection is dropped whole once the queue has moved past
+//!   winner's document. A slot's collection is emptied and dropped once the queue has moved past
 //!   every vote that could spend one of its challenges (`forget_spent_expiring_before`, driven
-//!   by the consumer): no per-document expiry. (A TTL index did that per document; the local
-//!   stand-in's TTL sweeper decodes the whole collection every minute under its global lock,
-//!   and with two million records counting stalled for most of each minute. Dropping a
-//!   collection is cheap on MongoDB too, where TTL deletes cost as much as the inserts.)
+//!   by the consumer). (A TTL index expired them instead; the local stand-in's TTL sweeper
+//!   decodes the whole collection every minute under its global lock, and with two million
+//!   records counting stalled for most of each minute.)
 //!
 //! Why the store and not a queue partitioned by challenge (a consistent-hash exchange with one
 //! active consumer per partition, so that one consumer's memory is authoritative): the API would
@@ -155,6 +154,11 @@ pub const SPENT_SLOT_SECS: i64 = 120;
 
 const SPENT_SLOT_PREFIX: &str = "spent_expiring_";
 
+/// Records deleted per command when a slot is forgotten, and the pause between two commands
+/// (see `forget_spent_expiring_before`).
+const SPENT_FORGET_CHUNK: i64 = 2_000;
+const SPENT_FORGET_PAUSE: Duration = Duration::from_millis(50);
+
 /// The start of the slot a challenge expiring at `unix` (seconds) is filed in.
 pub fn spent_slot_of(unix: i64) -> i64 {
     unix.div_euclid(SPENT_SLOT_SECS) * SPENT_SLOT_SECS
@@ -226,17 +230,42 @@ impl Store {
         Ok(())
     }
 
-    /// Drops the records of every slot that ends at or before `bound` (unix seconds): no vote
-    /// still to be counted can spend one of their challenges. Returns the slots dropped.
+    /// Forgets the records of every slot that ends at or before `bound` (unix seconds): no vote
+    /// still to be counted can spend one of their challenges. Returns the slots forgotten.
+    ///
+    /// A slot's documents are deleted a few thousand at a time, with a pause between, and only
+    /// then is the empty collection dropped: the local stand-in drops a collection by deleting
+    /// its rows under its global lock, and dropping half a million records at once stopped
+    /// every transaction for half a minute. (MongoDB drops in constant time; this costs it a
+    /// little more and keeps the same code path.)
     pub async fn forget_spent_expiring_before(&self, bound: i64) -> Result<Vec<i64>, StoreError> {
-        let mut dropped = Vec::new();
+        let mut forgotten = Vec::new();
         for slot in self.spent_slots().await? {
-            if slot + SPENT_SLOT_SECS <= bound {
-                self.spent_slot(slot).drop().await?;
-                dropped.push(slot);
+            if slot + SPENT_SLOT_SECS > bound {
+                continue;
             }
+            let records = self.spent_slot(slot);
+            loop {
+                let ids: Vec<bson::Bson> = records
+                    .find(doc! {})
+                    .projection(doc! { "_id": 1 })
+                    .limit(SPENT_FORGET_CHUNK)
+                    .await?
+                    .try_collect::<Vec<Document>>()
+                    .await?
+                    .into_iter()
+                    .filter_map(|mut d| d.remove("_id"))
+                    .collect();
+                if ids.is_empty() {
+                    break;
+                }
+                records.delete_many(doc! { "_id": { "$in": ids } }).await?;
+                tokio::time::sleep(SPENT_FORGET_PAUSE).await;
+            }
+            records.drop().await?;
+            forgotten.push(slot);
         }
-        Ok(dropped)
+        Ok(forgotten)
     }
     /// Operational switches shared by every replica (one document each).
     fn switches(&self) -> Collection<Document> {
