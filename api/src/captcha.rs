@@ -118,7 +118,7 @@ impl Altcha {
 
     pub fn challenge(&self, paredao: &ParedaoId, max_number: u64, now: DateTime<Utc>) -> ChallengeView {
         let random: [u8; 12] = rand_bytes();
-        let salt = format!("{paredao}:{}", random.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let salt = format!("{paredao}:{}", hex::encode(random));
         altcha_lib_rs::create_challenge(ChallengeOptions {
             hmac_key: &self.hmac_key,
             max_number: Some(max_number.max(1)),
@@ -171,24 +171,17 @@ impl Altcha {
         use hmac::{KeyInit, Mac};
         use sha2::{Digest, Sha256};
         let digest = Sha256::digest(format!("{}{}", payload.salt, payload.number).as_bytes());
-        let expected: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let expected = hex::encode(digest);
         if expected != payload.challenge {
             return Err(CaptchaRejection::BadSignature);
         }
-        let signature = decode_hex(&payload.signature).ok_or(CaptchaRejection::BadSignature)?;
+        let signature = hex::decode(&payload.signature).map_err(|_| CaptchaRejection::BadSignature)?;
         let mut mac =
             hmac::Hmac::<Sha256>::new_from_slice(self.hmac_key.as_bytes()).expect("HMAC takes a key of any size");
         mac.update(payload.challenge.as_bytes());
         // Constant time: the comparison must not tell a forger how much of a signature is right.
         mac.verify_slice(&signature).map_err(|_| CaptchaRejection::BadSignature)
     }
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// Unpredictable bytes for a salt: two UUIDv4s' worth of the OS's randomness.

@@ -53,8 +53,8 @@ impl ClientIds {
         id.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
         let id = ClientId(id);
         let mut value = String::with_capacity(VALUE_LEN);
-        push_hex(&mut value, &id.0);
-        push_hex(&mut value, &self.tag(&id)[..TAG_BYTES]);
+        value.push_str(&hex::encode(id.0));
+        value.push_str(&hex::encode(&self.tag(&id)[..TAG_BYTES]));
         (id, value)
     }
 
@@ -80,30 +80,14 @@ impl ClientIds {
     }
 }
 
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-}
-
 /// Exactly `2 * N` lowercase hex digits, nothing else (no sign, no upper case: one id, one
 /// spelling).
 fn decode_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let text = text.as_bytes();
-    if text.len() != 2 * N {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
         return None;
     }
     let mut out = [0u8; N];
-    for (i, pair) in text.chunks_exact(2).enumerate() {
-        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 

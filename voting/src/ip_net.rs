@@ -8,39 +8,21 @@ use std::str::FromStr;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
+/// An `ipnet` network that also reads a bare address (as a host network) and matches an IPv4
+/// peer written as IPv6 (`::ffff:a.b.c.d`, as a dual-stack socket reports it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct IpNet {
-    address: IpAddr,
-    prefix: u8,
-}
+pub struct IpNet(ipnet::IpNet);
 
 impl IpNet {
     pub fn host(address: IpAddr) -> Self {
-        let prefix = if address.is_ipv4() { 32 } else { 128 };
-        Self { address: address.to_canonical(), prefix }
+        Self(ipnet::IpNet::from(address.to_canonical()))
     }
 
     /// Whether `ip` is in this network (an IPv4 address mapped into IPv6 counts as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.address, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                masked(u128::from(u32::from(net)), self.prefix, 32)
-                    == masked(u128::from(u32::from(ip)), self.prefix, 32)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                masked(u128::from(net), self.prefix, 128) == masked(u128::from(ip), self.prefix, 128)
-            }
-            _ => false,
-        }
+        self.0.contains(&ip.to_canonical())
     }
-}
-
-fn masked(bits: u128, prefix: u8, width: u8) -> u128 {
-    if prefix == 0 {
-        return 0;
-    }
-    bits >> (width - prefix)
 }
 
 impl FromStr for IpNet {
@@ -48,22 +30,14 @@ impl FromStr for IpNet {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
-        let (address, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text, None),
-        };
-        let address: IpAddr = address.parse().map_err(|_| format!("'{text}' is not an IP address or network"))?;
-        let address = address.to_canonical();
-        let width = if address.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => width,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= width)
-                .ok_or_else(|| format!("'{text}' has a bad prefix length"))?,
-        };
-        Ok(Self { address, prefix })
+        if text.contains('/') {
+            let net: ipnet::IpNet =
+                text.parse().map_err(|_| format!("'{text}' is not an IP network (address/prefix)"))?;
+            Ok(Self(net.trunc()))
+        } else {
+            let address: IpAddr = text.parse().map_err(|_| format!("'{text}' is not an IP address or network"))?;
+            Ok(Self::host(address))
+        }
     }
 }
 

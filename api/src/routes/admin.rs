@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
@@ -27,11 +28,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.strip_prefix("Bearer "));
     // Compared in constant time: the token must not leak through response timing.
     match given {
-        Some(g)
-            if g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0 =>
-        {
-            Ok(())
-        }
+        Some(g) if bool::from(g.as_bytes().ct_eq(token.as_bytes())) => Ok(()),
         _ => Err(ApiError::Unauthorized),
     }
 }
