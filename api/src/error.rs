@@ -10,8 +10,20 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use voting::paredao::ParedaoState;
 
+use crate::anti_bot::AntiBotError;
 use crate::batcher::PublishError;
 use crate::captcha::CaptchaRejection;
+
+/// The anti-robot check's verdict, in one place: a refused captcha is the client's fault (400/403
+/// with its code), a provider that cannot be reached is ours (503, retry-safe).
+impl From<AntiBotError> for ApiError {
+    fn from(e: AntiBotError) -> Self {
+        match e {
+            AntiBotError::Rejected(r) => ApiError::Captcha(r),
+            AntiBotError::ProviderUnavailable => ApiError::Unavailable("the captcha provider cannot be reached"),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

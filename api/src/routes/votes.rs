@@ -15,7 +15,7 @@ use voting::vote::Vote;
 use super::challenge::client_of;
 use super::find_paredao;
 use crate::admission::VoteSlot;
-use crate::anti_bot::{AntiBotError, Client};
+use crate::anti_bot::Client;
 use crate::captcha::ChallengeView;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -116,10 +116,7 @@ async fn accept(
         participant: request.participant_id.clone(),
     })?;
     let ip = client.address.parse().ok();
-    let spent = state.anti_bot.check(&paredao.id, request.captcha.as_deref(), ip).await.map_err(|e| match e {
-        AntiBotError::Rejected(r) => ApiError::Captcha(r),
-        AntiBotError::ProviderUnavailable => ApiError::Unavailable("the captcha provider cannot be reached"),
-    })?;
+    let spent = state.anti_bot.check(&paredao.id, request.captcha.as_deref(), ip).await?;
 
     let mut vote = Vote::new(paredao.id.clone(), participant.id.clone(), now);
     if let Some(spend) = &spent {
