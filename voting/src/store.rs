@@ -395,18 +395,7 @@ impl Store {
         session.start_transaction().write_concern(durable).await?;
 
         let mut counted: HashSet<String> = HashSet::new();
-        let mut cursor = self
-            .applied_batches()
-            .find(doc! { "_id": { "$in": &ids } })
-            .projection(doc! { "_id": 1 })
-            .session(&mut session)
-            .await?;
-        while let Some(d) = cursor.next(&mut session).await {
-            if let Ok(id) = d?.get_str("_id") {
-                counted.insert(id.to_owned());
-            }
-        }
-        drop(cursor);
+        ids_present(&self.applied_batches(), &ids, &mut session, &mut counted).await?;
 
         // The same batch may also arrive twice within one call (a redelivery next to the
         // original); `counted` grows as we go so only its first copy is taken.
@@ -435,17 +424,7 @@ impl Store {
             }
             for (slot, keys) in by_slot {
                 for chunk in keys.chunks(SPENT_LOOKUP_CHUNK) {
-                    let mut cursor = self
-                        .spent_slot(slot)
-                        .find(doc! { "_id": { "$in": chunk } })
-                        .projection(doc! { "_id": 1 })
-                        .session(&mut session)
-                        .await?;
-                    while let Some(d) = cursor.next(&mut session).await {
-                        if let Ok(id) = d?.get_str("_id") {
-                            spent.insert(id.to_owned());
-                        }
-                    }
+                    ids_present(&self.spent_slot(slot), chunk, &mut session, &mut spent).await?;
                 }
             }
         }
@@ -505,6 +484,24 @@ impl Store {
         self.db.drop().await?;
         Ok(())
     }
+}
+
+/// Adds to `found` which of `ids` the collection holds, read inside the session's transaction.
+async fn ids_present<S: AsRef<str> + serde::Serialize>(
+    collection: &Collection<Document>,
+    ids: &[S],
+    session: &mut mongodb::ClientSession,
+    found: &mut HashSet<String>,
+) -> mongodb::error::Result<()> {
+    let wanted: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+    let mut cursor =
+        collection.find(doc! { "_id": { "$in": wanted } }).projection(doc! { "_id": 1 }).session(&mut *session).await?;
+    while let Some(d) = cursor.next(&mut *session).await {
+        if let Ok(id) = d?.get_str("_id") {
+            found.insert(id.to_owned());
+        }
+    }
+    Ok(())
 }
 
 /// A commit whose outcome is unknown may be retried as is; MongoDB makes that safe.
