@@ -1,6 +1,6 @@
 //! ALTCHA proof of work: challenges bound to a paredão, expiring, verified with one hash.
 //!
-//! A challenge's salt is `<paredão>:<random>?expires=<unix>&`; the challenge is
+//! A challenge's salt is `<paredão>:<number><random>?expires=<unix>&`; the challenge is
 //! SHA-256(salt + secret number) and the signature an HMAC of it, so changing the salt (to
 //! extend the expiry or to move the challenge to another paredão) breaks the signature. The
 //! paredão is part of the salt itself rather than a second `?` parameter: altcha-lib-rs
@@ -8,11 +8,18 @@
 //! to run, so a salt with two parameters would verify only by chance. The
 //! browser finds the number by brute force; the server checks it with one hash and one HMAC,
 //! whatever the difficulty.
+//!
+//! `<number>` identifies the challenge: 16 hex digits naming this replica's run (random at
+//! start) and 16 counting the challenges it has issued. It is what a vote carries as the
+//! challenge it spent, so the challenges one replica hands out in a row are recorded together
+//! in the store (one bitmap for thousands: `voting::store`). Eight more random bytes follow, so
+//! a salt cannot be guessed ahead of being issued.
 
 use altcha_lib_rs::{Challenge, ChallengeOptions, Payload};
 use base64::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
 use utoipa::ToSchema;
 use voting::paredao::ParedaoId;
 
@@ -109,16 +116,29 @@ pub struct Solved {
 pub struct Altcha {
     hmac_key: String,
     expires: TimeDelta,
+    /// This run's half of the challenge numbers.
+    issuer: u64,
+    issued: AtomicU64,
 }
+
+/// Hex digits of a challenge's number in its salt (issuer, then sequence): the vote's key.
+const CHALLENGE_NUMBER_CHARS: usize = voting::vote::CHALLENGE_KEY_CHARS;
 
 impl Altcha {
     pub fn new(hmac_key: &str, expires_secs: u64) -> Self {
-        Self { hmac_key: hmac_key.to_string(), expires: TimeDelta::seconds(expires_secs as i64) }
+        let issuer = u64::from_le_bytes(rand_bytes()[..8].try_into().unwrap_or_default());
+        Self {
+            hmac_key: hmac_key.to_string(),
+            expires: TimeDelta::seconds(expires_secs as i64),
+            issuer,
+            issued: AtomicU64::new(0),
+        }
     }
 
     pub fn challenge(&self, paredao: &ParedaoId, max_number: u64, now: DateTime<Utc>) -> ChallengeView {
-        let random: [u8; 12] = rand_bytes();
-        let salt = format!("{paredao}:{}", hex::encode(random));
+        let sequence = self.issued.fetch_add(1, Ordering::Relaxed);
+        let random = &rand_bytes()[..8];
+        let salt = format!("{paredao}:{:016x}{sequence:016x}{}", self.issuer, hex::encode(random));
         altcha_lib_rs::create_challenge(ChallengeOptions {
             hmac_key: &self.hmac_key,
             max_number: Some(max_number.max(1)),
@@ -156,7 +176,8 @@ impl Altcha {
         if issued_for != Some(paredao.as_str()) {
             return Err(CaptchaRejection::WrongParedao);
         }
-        Ok(Solved { challenge_id: payload.challenge, expires_at })
+        let challenge_id = challenge_number(&payload.salt).unwrap_or(payload.challenge);
+        Ok(Solved { challenge_id, expires_at })
     }
 }
 
@@ -182,6 +203,16 @@ impl Altcha {
         // Constant time: the comparison must not tell a forger how much of a signature is right.
         mac.verify_slice(&signature).map_err(|_| CaptchaRejection::BadSignature)
     }
+}
+
+/// The number a salt we issued carries (see the module doc). A challenge issued before salts
+/// carried one (a 24-digit random part) is known by its digest instead, as it was then.
+fn challenge_number(salt: &str) -> Option<String> {
+    let (_, rest) = salt.split_once(':')?;
+    let number = rest.get(..CHALLENGE_NUMBER_CHARS)?;
+    let digits = rest.split('?').next().unwrap_or_default();
+    (digits.len() > CHALLENGE_NUMBER_CHARS && number.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then(|| number.to_string())
 }
 
 /// Unpredictable bytes for a salt: two UUIDv4s' worth of the OS's randomness.
@@ -237,8 +268,41 @@ mod tests {
         let c = a.challenge(&paredao("p1"), 5_000, Utc::now());
         let solution = solve(&c);
         let solved = a.verify(&paredao("p1"), Some(&solution)).unwrap();
-        assert_eq!(solved.challenge_id, c.challenge);
+        assert_eq!(Some(solved.challenge_id), challenge_number(&c.salt));
         assert_eq!(a.verify(&paredao("p2"), Some(&solution)), Err(CaptchaRejection::WrongParedao));
+    }
+
+    #[test]
+    fn the_challenges_a_replica_issues_in_a_row_are_numbered_in_a_row() {
+        // What lets the store record thousands of them in one document.
+        let a = altcha();
+        let ids: Vec<String> = (0..3)
+            .map(|_| {
+                let c = a.challenge(&paredao("p1"), 10, Utc::now());
+                a.verify(&paredao("p1"), Some(&solve(&c))).unwrap().challenge_id
+            })
+            .collect();
+        assert!(ids.iter().all(|id| id.len() == 32 && id[..16] == ids[0][..16]), "{ids:?}");
+        let sequence: Vec<u64> = ids.iter().map(|id| u64::from_str_radix(&id[16..], 16).unwrap()).collect();
+        assert_eq!(sequence, [sequence[0], sequence[0] + 1, sequence[0] + 2]);
+        // Another replica's run numbers its own.
+        let other = altcha().challenge(&paredao("p1"), 10, Utc::now());
+        assert_ne!(challenge_number(&other.salt).unwrap()[..16], ids[0][..16]);
+    }
+
+    #[test]
+    fn a_challenge_issued_before_salts_carried_a_number_is_known_by_its_digest() {
+        let p1 = paredao("p1");
+        let c: ChallengeView = altcha_lib_rs::create_challenge(ChallengeOptions {
+            hmac_key: "test-key",
+            max_number: Some(10),
+            expires: Some(Utc::now() + TimeDelta::seconds(60)),
+            salt: Some(format!("{p1}:00112233445566778899aabb")),
+            ..Default::default()
+        })
+        .unwrap()
+        .into();
+        assert_eq!(altcha().verify(&p1, Some(&solve(&c))).unwrap().challenge_id, c.challenge);
     }
 
     #[test]

@@ -25,8 +25,8 @@
 //!   ids, ~300 MB). Past the bound the ids nearest their expiry are forgotten first; a replay
 //!   of one of them is accepted and then not counted.
 //!
-//! Ids are held as 128-bit numbers (the first 32 hex digits of the challenge digest, the same
-//! key the store uses).
+//! Ids are held as 128-bit numbers (the challenge's number, `captcha`, the same key the store
+//! uses).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,7 +82,7 @@ pub struct Spend {
 }
 
 impl Spend {
-    /// The challenge's id (its digest), which the vote carries.
+    /// The challenge's id (its number), which the vote carries.
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -123,11 +123,12 @@ impl SpentChallenges {
     }
 
     fn shard(&self, key: Key) -> &Mutex<HashMap<Key, u32>> {
-        // The keys are digests: their low bits are already uniformly spread.
+        // The low byte of a challenge's sequence (or of a digest): challenges issued in a row go
+        // to shards in turn.
         &self.shards[usize::from(key[0]) % SHARDS]
     }
 
-    /// Spends challenge `id` (its hex digest): a guard the first time, `None` if it was spent
+    /// Spends challenge `id` (its number, in hex): a guard the first time, `None` if it was spent
     /// before (here or, once the news arrived, on another replica).
     pub fn spend(self: &Arc<Self>, id: &str, expires_at: i64) -> Option<Spend> {
         let id = id.get(..CHALLENGE_KEY_CHARS).unwrap_or(id);

@@ -1,14 +1,14 @@
-//! When the store may forget counted challenges: the records of a slot of challenge expiries
-//! (`voting::store`) are dropped once no vote still to be counted can spend one of them.
+//! When the store may forget counted challenges: a block of the spent bitmaps (`voting::store`)
+//! is deleted once no vote still to be counted can spend one of its challenges.
 //!
 //! Every copy of a vote spending a challenge was accepted before the challenge expired, and its
 //! batch sealed then (by an API replica's clock, within `CAST_SKEW_SECS` of the others) and
 //! published within seconds. The vote queue hands messages out in the order they arrived, so once
 //! this consumer has finished a batch sealed at `s`, every batch sealed before `s - SEAL_SLACK`
 //! has been handed to some consumer. Those another consumer holds are counted within seconds; we
-//! wait `MARGIN` more before relying on it. So a slot ending before
-//! `sealed(MARGIN ago) - CAST_SKEW_SECS - SEAL_SLACK` is done with. This follows the queue, not the
-//! clock: while a backlog of any age drains, its slots are kept until the drain has passed them.
+//! wait `MARGIN` more before relying on it. So a block whose challenges
+//! all expired before `sealed(MARGIN ago) - CAST_SKEW_SECS - SEAL_SLACK` is done with. This follows the queue, not the
+//! clock: while a backlog of any age drains, its blocks are kept until the drain has passed them.
 //! (What it assumes: no consumer holds a message for longer than `MARGIN` without counting it.
 //! A consumer whose store writes fail retries them; were the store away for it alone for that
 //! long while another counts, a replay in its hands could be counted again.)
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use voting::store::{SPENT_SLOT_SECS, Store};
+use voting::store::Store;
 use voting::vote::{CAST_SKEW_SECS, VoteBatch};
 
 /// How long after this consumer finished a batch its position in the queue is relied on.
@@ -27,7 +27,7 @@ pub const MARGIN: Duration = Duration::from_secs(180);
 /// How long after sealing a batch may reach the queue (a publish waits at most seconds).
 pub const SEAL_SLACK_SECS: i64 = 30;
 
-/// How often the slots are prepared and the old ones dropped.
+/// How often the blocks the queue has passed are forgotten.
 pub const EVERY: Duration = Duration::from_secs(10);
 
 /// The newest seal time among the batches this consumer has finished (counted, skipped as
@@ -60,7 +60,7 @@ impl ForgetBound {
         Self { samples: VecDeque::new(), margin }
     }
 
-    /// Records the position now; returns the unix second before which slots may be dropped,
+    /// Records the position now; returns the unix second before which expiries may be forgotten,
     /// once there is a position at least `margin` old.
     pub fn observe(&mut self, now: Instant, newest_sealed_ms: i64) -> Option<i64> {
         self.samples.push_back((now, newest_sealed_ms));
@@ -74,24 +74,17 @@ impl ForgetBound {
     }
 }
 
-/// One round: creates the slots that votes arriving now will write (ahead of the transactions,
-/// which would conflict creating one together), then drops those the queue has passed.
-pub async fn tidy(store: &Store, bound: &mut ForgetBound, position: &QueuePosition, challenge_lifetime_secs: i64) {
-    let now = chrono::Utc::now().timestamp();
-    if let Err(e) = store
-        .prepare_spent_slots(now - CAST_SKEW_SECS, now + challenge_lifetime_secs + CAST_SKEW_SECS + SPENT_SLOT_SECS)
-        .await
-    {
-        tracing::warn!(error = %e, "could not prepare the spent-challenge slots; the transactions will create them");
-    }
+/// One round: forgets the blocks the queue has passed.
+pub async fn tidy(store: &Store, bound: &mut ForgetBound, position: &QueuePosition) {
     let Some(before) = bound.observe(Instant::now(), position.newest_sealed_ms()) else { return };
     match store.forget_spent_expiring_before(before).await {
-        Ok(dropped) if !dropped.is_empty() => {
-            metrics::counter!("paredao_consumer_spent_slots_dropped_total").increment(dropped.len() as u64);
-            tracing::info!(slots = ?dropped, before, "forgot the counted challenges of slots the queue has passed");
+        Ok(forgotten) => {
+            metrics::counter!("paredao_consumer_spent_blocks_forgotten_total").increment(forgotten);
+            if forgotten > 0 {
+                tracing::debug!(blocks = forgotten, before, "forgot the counted challenges the queue has passed");
+            }
         }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "could not drop old spent-challenge slots; trying again later"),
+        Err(e) => tracing::warn!(error = %e, "could not forget old counted challenges; trying again later"),
     }
 }
 
@@ -100,7 +93,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_are_dropped_only_behind_where_the_queue_was_a_margin_ago() {
+    fn challenges_are_forgotten_only_behind_where_the_queue_was_a_margin_ago() {
         let margin = Duration::from_secs(180);
         let mut bound = ForgetBound::new(margin);
         let start = Instant::now();

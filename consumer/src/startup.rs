@@ -21,7 +21,6 @@ pub struct Consumer {
     store: Store,
     status: Arc<Status>,
     position: Arc<QueuePosition>,
-    challenge_lifetime_secs: i64,
 }
 
 /// How often an idle consumer checks that the store still answers (for readiness).
@@ -40,11 +39,10 @@ impl Consumer {
             status.clone(),
             position.clone(),
         );
-        let challenge_lifetime_secs = i64::try_from(settings.captcha.expires_secs).unwrap_or(i64::MAX / 2);
         let listener = TcpListener::bind((settings.consumer.host.as_str(), settings.consumer.port)).await?;
         let port = listener.local_addr()?.port();
         tracing::info!(port, "consumer health and metrics listening");
-        Ok(Self { listener, port, worker, store, status, position, challenge_lifetime_secs })
+        Ok(Self { listener, port, worker, store, status, position })
     }
 
     pub fn port(&self) -> u16 {
@@ -74,11 +72,11 @@ impl Consumer {
             })
         };
         let janitor = {
-            let (store, position, lifetime) = (self.store.clone(), self.position.clone(), self.challenge_lifetime_secs);
+            let (store, position) = (self.store.clone(), self.position.clone());
             let bound = Arc::new(tokio::sync::Mutex::new(ForgetBound::new(spent_janitor::MARGIN)));
             voting::periodic::spawn_every(spent_janitor::EVERY, stop.clone(), move || {
                 let (store, position, bound) = (store.clone(), position.clone(), bound.clone());
-                async move { spent_janitor::tidy(&store, &mut *bound.lock().await, &position, lifetime).await }
+                async move { spent_janitor::tidy(&store, &mut *bound.lock().await, &position).await }
             })
         };
         {

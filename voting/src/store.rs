@@ -8,34 +8,34 @@
 //! - `applied_batches`: the id of every vote batch already counted. It is written in the same
 //!   transaction as the increments, so a batch's votes are counted together with its id or not
 //!   at all; a redelivered batch finds its id and is skipped. That is "exactly once".
-//! - `spent_expiring_<unix second>`: one document per captcha challenge counted (`_id` = its
-//!   key), written in the same transaction, in the collection of the `SPENT_SLOT_SECS` slot its
-//!   challenge expires in (every copy of a vote carries the same expiry, so every copy meets the
-//!   same collection). A second vote spending the same challenge (a replay accepted by two API
-//!   replicas at once, or a viewer's resend after a 503) cannot be recorded again, whichever
-//!   consumer applies it: the unique `_id` makes the store, not any one consumer's memory, the
-//!   judge. Two consumers racing on one challenge conflict, and the loser's retry sees the
-//!   winner's document. A slot's collection is emptied and dropped once the queue has moved past
-//!   every vote that could spend one of its challenges (`forget_spent_expiring_before`, driven
-//!   by the consumer). (A TTL index expired them instead; the local stand-in's TTL sweeper
-//!   decodes the whole collection every minute under its global lock, and with two million
-//!   records counting stalled for most of each minute.)
+//! - `spent_blocks`: which captcha challenges have been counted, as bitmaps. The API numbers the
+//!   challenges it issues (`<issuer><sequence>`, 16 hex digits each: see the API's `captcha`), so
+//!   the challenges one replica issues in a row fall in the same block of `SPENT_BLOCK_BITS`:
+//!   one document (`_id` = `<issuer>-<sequence / SPENT_BLOCK_BITS>`, a bitmap `w`, and `x`, the
+//!   latest expiry of the challenges counted in it), read and rewritten inside the counting
+//!   transaction. A second vote spending the same challenge (a replay accepted by two API
+//!   replicas at once, or a viewer's resend after a 503) finds its bit set, whichever consumer
+//!   applies it: the store, not any one consumer's memory, is the judge. Two consumers setting
+//!   bits of one block at once conflict, and the loser's retry reads the winner's bits. A block
+//!   is deleted once the queue has moved past every vote that could spend one of its challenges
+//!   (`forget_spent_expiring_before`, driven by the consumer).
+//!
+//! Why bitmaps: a document per challenge (`_id` = its key, the insert being the check) cost the
+//! local stand-in an insert and, later, a delete per vote; at 3,500 votes/s it kept up with the
+//! inserts but fell behind once it also had to forget (the soak in BENCHMARKS.md). A block costs
+//! one read and one write per transaction for hundreds of votes, and forgetting is a delete per
+//! few thousand challenges. The price is conflicts: consumers counting at once touch the same
+//! recent blocks, so their transactions take turns where they used to pass each other (the
+//! counters are spread over copies for the same reason; a block cannot be, its bits must be in
+//! one place). One consumer keeps up with the vote here, so that is the right trade.
 //!
 //! Why the store and not a queue partitioned by challenge (a consistent-hash exchange with one
 //! active consumer per partition, so that one consumer's memory is authoritative): the API would
 //! have to split each group commit into one message per partition, multiplying the messages and
 //! confirms per vote by the partition count (the broker's cost is per message, #16), and
-//! consumers could never outnumber partitions. Here the cost is one small document per vote inside
-//! a transaction the consumer already makes (measured in BENCHMARKS.md). The documents are not
-//! even read while there are no replays: the insert is the check, and only a transaction that
-//! trips over a duplicate `_id` is retried with a lookup of the challenges it carries. (One
-//! document per batch with a unique index on its array of keys costs about the same to write,
-//! but the local stand-in answers a lookup in such an index 25 times slower than one by `_id`,
-//! and a backlog full of replays stalled on it.)
+//! consumers could never outnumber partitions.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::TryStreamExt;
@@ -108,8 +108,6 @@ impl StoreError {
 pub struct Store {
     client: Client,
     db: Database,
-    /// The last transaction met a replay: look the next one's challenges up first.
-    replays_seen: Arc<AtomicBool>,
 }
 
 /// What one `apply` did.
@@ -147,29 +145,36 @@ struct CounterDoc {
 /// Copies of each counter that transactions spread their increments over (see `try_apply`).
 const COUNTER_SHARDS: u8 = 16;
 
-/// Challenges are filed by the slot of this many seconds their expiry falls in; a slot's
-/// records go together (see the module doc). Narrow enough that little is kept beyond need,
-/// wide enough that a batch writes a handful of collections (a challenge lives 5 minutes).
-pub const SPENT_SLOT_SECS: i64 = 120;
+/// Challenges per block of the spent bitmaps (see the module doc): 512 bytes a document. At
+/// 3,500 votes/s two replicas fill about one block a second between them.
+pub const SPENT_BLOCK_BITS: u64 = 4096;
 
-const SPENT_SLOT_PREFIX: &str = "spent_expiring_";
+const SPENT_BLOCKS: &str = "spent_blocks";
 
-/// Records deleted per command when a slot is forgotten, and the pause between two commands
-/// (see `forget_spent_expiring_before`).
-const SPENT_FORGET_CHUNK: i64 = 2_000;
-const SPENT_FORGET_PAUSE: Duration = Duration::from_millis(50);
-
-/// The start of the slot a challenge expiring at `unix` (seconds) is filed in.
-pub fn spent_slot_of(unix: i64) -> i64 {
-    unix.div_euclid(SPENT_SLOT_SECS) * SPENT_SLOT_SECS
+/// Where a challenge key's bit lives: its block's `_id` and the bit's index in it. Keys are
+/// checked when a batch is decoded (32 lowercase hex digits: the issuer, then the sequence);
+/// a key that is not (impossible past that check) has no place.
+fn spent_bit_of(key: &str) -> Option<(String, usize)> {
+    let issuer = key.get(..16)?;
+    let sequence = u64::from_str_radix(key.get(16..32)?, 16).ok()?;
+    Some((format!("{issuer}-{:x}", sequence / SPENT_BLOCK_BITS), (sequence % SPENT_BLOCK_BITS) as usize))
 }
 
-fn is_namespace_exists(e: &mongodb::error::Error) -> bool {
-    matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(c) if c.code == 48)
-}
+/// Collections an earlier version recorded counted challenges in, one document each: emptied
+/// and dropped by `forget_spent_expiring_before` like the blocks (`spent_expiring_<unix
+/// second>` a slot of 120 s of expiries each, `spent_challenges` with a TTL index).
+const LEGACY_SLOT_PREFIX: &str = "spent_expiring_";
+const LEGACY_SLOT_SECS: i64 = 120;
+const LEGACY_TTL_COLLECTION: &str = "spent_challenges";
 
-/// Challenge keys looked up per query: a full write (hundreds of batches of hundreds of votes)
-/// would otherwise make one query document of megabytes.
+/// Records deleted per command when a legacy collection is forgotten, and the pause between two
+/// commands: the local stand-in drops a collection by deleting its rows under its global lock,
+/// and dropping half a million records at once stopped every transaction for half a minute.
+const LEGACY_FORGET_CHUNK: i64 = 2_000;
+const LEGACY_FORGET_PAUSE: Duration = Duration::from_millis(50);
+
+/// Blocks read per query: a full write (hundreds of batches of hundreds of votes, spending
+/// challenges from many issuers, some old) must not make one query document of megabytes.
 const SPENT_LOOKUP_CHUNK: usize = 5_000;
 
 /// Transactions can fail for reasons that go away when retried (write conflicts with another
@@ -186,7 +191,7 @@ impl Store {
         options.app_name.get_or_insert_with(|| "paredao".into());
         let client = Client::with_options(options)?;
         let db = client.database(&settings.database);
-        Ok(Self { client, db, replays_seen: Arc::default() })
+        Ok(Self { client, db })
     }
 
     fn paredoes(&self) -> Collection<ParedaoDoc> {
@@ -198,58 +203,36 @@ impl Store {
     fn applied_batches(&self) -> Collection<Document> {
         self.db.collection("applied_batches")
     }
-    /// The records of the challenges expiring in the slot that starts at `slot_start`.
-    fn spent_slot(&self, slot_start: i64) -> Collection<Document> {
-        self.db.collection(&format!("{SPENT_SLOT_PREFIX}{slot_start}"))
+    fn spent_blocks(&self) -> Collection<Document> {
+        self.db.collection(SPENT_BLOCKS)
     }
 
-    /// The slots whose collections exist, by start.
-    async fn spent_slots(&self) -> Result<Vec<i64>, StoreError> {
-        let names = self.db.list_collection_names().await?;
-        let mut slots: Vec<i64> =
-            names.iter().filter_map(|n| n.strip_prefix(SPENT_SLOT_PREFIX)?.parse().ok()).collect();
-        slots.sort_unstable();
-        Ok(slots)
+    /// Forgets the counted challenges of every block whose challenges all expired before
+    /// `bound` (unix seconds): no vote still to be counted can spend one of them. Returns how
+    /// many blocks went. (A block's `x` is the latest expiry among its counted challenges; one
+    /// of its challenges not counted yet has no bit to lose, and gets a fresh block when it is.)
+    pub async fn forget_spent_expiring_before(&self, bound: i64) -> Result<u64, StoreError> {
+        self.forget_legacy_spent_records(bound).await?;
+        Ok(self.spent_blocks().delete_many(doc! { "x": { "$lt": bound } }).await?.deleted_count)
     }
 
-    /// Creates the collections of the slots that challenges expiring between `from` and `to`
-    /// (unix seconds) are filed in, ahead of the transactions that write them: two
-    /// transactions creating one collection at once would conflict.
-    pub async fn prepare_spent_slots(&self, from: i64, to: i64) -> Result<(), StoreError> {
-        let existing = self.spent_slots().await?;
-        let mut slot = spent_slot_of(from);
-        while slot <= to {
-            if !existing.contains(&slot)
-                && let Err(e) = self.db.create_collection(format!("{SPENT_SLOT_PREFIX}{slot}")).await
-                && !is_namespace_exists(&e)
-            {
-                return Err(e.into());
-            }
-            slot += SPENT_SLOT_SECS;
-        }
-        Ok(())
-    }
-
-    /// Forgets the records of every slot that ends at or before `bound` (unix seconds): no vote
-    /// still to be counted can spend one of their challenges. Returns the slots forgotten.
-    ///
-    /// A slot's documents are deleted a few thousand at a time, with a pause between, and only
-    /// then is the empty collection dropped: the local stand-in drops a collection by deleting
-    /// its rows under its global lock, and dropping half a million records at once stopped
-    /// every transaction for half a minute. (MongoDB drops in constant time; this costs it a
-    /// little more and keeps the same code path.)
-    pub async fn forget_spent_expiring_before(&self, bound: i64) -> Result<Vec<i64>, StoreError> {
-        let mut forgotten = Vec::new();
-        for slot in self.spent_slots().await? {
-            if slot + SPENT_SLOT_SECS > bound {
+    /// Empties and drops what an earlier version recorded: the slots that ended before `bound`,
+    /// and the TTL collection (its records lived five minutes; it has not been written since).
+    async fn forget_legacy_spent_records(&self, bound: i64) -> Result<(), StoreError> {
+        for name in self.db.list_collection_names().await? {
+            let done_with = match name.strip_prefix(LEGACY_SLOT_PREFIX) {
+                Some(slot) => slot.parse::<i64>().is_ok_and(|s| s + LEGACY_SLOT_SECS <= bound),
+                None => name == LEGACY_TTL_COLLECTION,
+            };
+            if !done_with {
                 continue;
             }
-            let records = self.spent_slot(slot);
+            let records = self.db.collection::<Document>(&name);
             loop {
                 let ids: Vec<bson::Bson> = records
                     .find(doc! {})
                     .projection(doc! { "_id": 1 })
-                    .limit(SPENT_FORGET_CHUNK)
+                    .limit(LEGACY_FORGET_CHUNK)
                     .await?
                     .try_collect::<Vec<Document>>()
                     .await?
@@ -260,13 +243,14 @@ impl Store {
                     break;
                 }
                 records.delete_many(doc! { "_id": { "$in": ids } }).await?;
-                tokio::time::sleep(SPENT_FORGET_PAUSE).await;
+                tokio::time::sleep(LEGACY_FORGET_PAUSE).await;
             }
             records.drop().await?;
-            forgotten.push(slot);
+            tracing::info!(collection = %name, "dropped a collection of counted challenges an earlier version kept");
         }
-        Ok(forgotten)
+        Ok(())
     }
+
     /// Operational switches shared by every replica (one document each).
     fn switches(&self) -> Collection<Document> {
         self.db.collection("switches")
@@ -301,16 +285,19 @@ impl Store {
 
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
         self.counters().create_index(IndexModel::builder().keys(doc! { "paredao": 1, "hour": 1 }).build()).await?;
+        self.spent_blocks().create_index(IndexModel::builder().keys(doc! { "x": 1 }).build()).await?;
         Ok(())
     }
 
-    /// How many counted challenges the store remembers (for tests).
-    pub async fn spent_challenges_known(&self) -> Result<u64, StoreError> {
-        let mut known = 0;
-        for slot in self.spent_slots().await? {
-            known += self.spent_slot(slot).count_documents(doc! {}).await?;
+    /// How many counted challenges the store remembers, and in how many documents (for tests).
+    pub async fn spent_challenges_known(&self) -> Result<(u64, u64), StoreError> {
+        let (mut known, mut documents) = (0, 0);
+        let mut cursor = self.spent_blocks().find(doc! {}).await?;
+        while let Some(block) = cursor.try_next().await? {
+            documents += 1;
+            known += bitmap_of(&block).iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
         }
-        Ok(known)
+        Ok((known, documents))
     }
 
     /// Creates or replaces a paredão by id.
@@ -365,19 +352,12 @@ impl Store {
     ///
     pub async fn apply(&self, batches: &[VoteBatch]) -> Result<Applied, StoreError> {
         let mut attempt = 1;
-        // Without replays (nearly always) the insert alone checks the challenges; after one, the
-        // next transactions look them up first rather than trip and start again.
-        let mut look_up = self.replays_seen.load(Ordering::Relaxed);
         loop {
-            match self.try_apply(batches, look_up).await {
-                Ok(applied) => {
-                    self.replays_seen.store(applied.replays > 0, Ordering::Relaxed);
-                    return Ok(applied);
-                }
+            match self.try_apply(batches).await {
+                Ok(applied) => return Ok(applied),
                 Err(e) if attempt < MAX_TRANSACTION_ATTEMPTS && is_retryable(&e) => {
                     tracing::debug!(error = %e, attempt, "retrying the counters transaction");
                     attempt += 1;
-                    look_up = true;
                     tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
                 }
                 Err(e) => return Err(e.into()),
@@ -385,7 +365,7 @@ impl Store {
         }
     }
 
-    async fn try_apply(&self, batches: &[VoteBatch], look_up: bool) -> mongodb::error::Result<Applied> {
+    async fn try_apply(&self, batches: &[VoteBatch]) -> mongodb::error::Result<Applied> {
         let ids: Vec<String> = batches.iter().map(|b| b.id.to_string()).collect();
         let mut session = self.client.start_session().await?;
         // The consumer acks once this commit returns, so it must be on disk on a majority of the
@@ -411,46 +391,57 @@ impl Store {
             return Ok(Applied { batches: 0, duplicates, ..Default::default() });
         }
 
-        // The challenges these votes spent that were counted before, read inside the
-        // transaction when asked to (see `apply`): a consumer counting one of them concurrently
-        // makes one of the two commits conflict, and the retry reads what the other committed.
-        let mut spent: HashSet<String> = HashSet::new();
-        if look_up {
-            let mut by_slot: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
-            for vote in fresh.iter().flat_map(|(b, _)| &b.votes) {
-                if let Some(k) = vote.challenge.as_deref() {
-                    by_slot.entry(spent_slot_of(vote.challenge_filed_at())).or_default().push(k);
-                }
+        // The blocks of the challenges these votes spent, as committed before this transaction
+        // began: a consumer setting bits in one of them concurrently makes one of the two
+        // transactions conflict, and the retry reads what the other committed.
+        let mut blocks: BTreeMap<String, SpentBlock> = BTreeMap::new();
+        for vote in fresh.iter().flat_map(|(b, _)| &b.votes) {
+            if let Some((block, _)) = vote.challenge.as_deref().and_then(spent_bit_of) {
+                blocks.entry(block).or_default();
             }
-            for (slot, keys) in by_slot {
-                for chunk in keys.chunks(SPENT_LOOKUP_CHUNK) {
-                    ids_present(&self.spent_slot(slot), chunk, &mut session, &mut spent).await?;
+        }
+        let wanted: Vec<String> = blocks.keys().cloned().collect();
+        for chunk in wanted.chunks(SPENT_LOOKUP_CHUNK) {
+            let mut cursor = self.spent_blocks().find(doc! { "_id": { "$in": chunk } }).session(&mut session).await?;
+            let mut stored = Vec::new();
+            while let Some(d) = cursor.next(&mut session).await {
+                stored.push(d?);
+            }
+            for d in stored {
+                if let Some(block) = d.get_str("_id").ok().and_then(|id| blocks.get_mut(id)) {
+                    block.bits = bitmap_of(&d);
+                    block.latest_expiry = d.get_i64("x").unwrap_or(i64::MIN);
                 }
             }
         }
 
-        // Fold the fresh batches' votes, leaving out replayed challenges (`spent` grows as we
-        // go, so a replay inside this call is caught too).
+        // Fold the fresh batches' votes, leaving out replayed challenges (the bits are set as
+        // we go, so a replay inside this call is caught too).
         let mut tally = Tally::default();
-        let mut spent_now: BTreeMap<i64, Vec<Document>> = BTreeMap::new();
         let mut replays = 0;
         let applied_at = BsonDateTime::from_chrono(Utc::now());
         let mut records = Vec::with_capacity(fresh.len());
         for (batch, id) in &fresh {
             for vote in &batch.votes {
-                if let Some(k) = vote.challenge.as_deref() {
-                    if !spent.insert(k.to_owned()) {
-                        replays += 1;
-                        continue;
-                    }
-                    spent_now.entry(spent_slot_of(vote.challenge_filed_at())).or_default().push(doc! { "_id": k });
+                if let Some((block, bit)) = vote.challenge.as_deref().and_then(spent_bit_of)
+                    && let Some(block) = blocks.get_mut(&block)
+                    && !block.spend(bit, vote.challenge_filed_at())
+                {
+                    replays += 1;
+                    continue;
                 }
                 tally.add(vote);
             }
             records.push(doc! { "_id": *id, "applied_at": applied_at });
         }
-        for (slot, records) in spent_now {
-            self.spent_slot(slot).insert_many(records).session(&mut session).await?;
+        // The blocks first: a transaction that conflicts with another consumer's stops here,
+        // before it has written anything else.
+        for (id, block) in blocks.iter().filter(|(_, b)| b.changed) {
+            self.spent_blocks()
+                .replace_one(doc! { "_id": id }, block.to_document(id))
+                .upsert(true)
+                .session(&mut session)
+                .await?;
         }
         self.applied_batches().insert_many(records).session(&mut session).await?;
 
@@ -484,6 +475,44 @@ impl Store {
         self.db.drop().await?;
         Ok(())
     }
+}
+
+/// One block of the spent bitmaps, as read and then changed by a transaction.
+#[derive(Default)]
+struct SpentBlock {
+    bits: Vec<u64>,
+    latest_expiry: i64,
+    changed: bool,
+}
+
+impl SpentBlock {
+    /// Spends the challenge at `bit`, expiring at `expires`: false if it was spent before.
+    fn spend(&mut self, bit: usize, expires: i64) -> bool {
+        self.bits.resize(SPENT_BLOCK_BITS as usize / 64, 0);
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        if self.bits[word] & mask != 0 {
+            return false;
+        }
+        self.bits[word] |= mask;
+        self.latest_expiry = self.latest_expiry.max(expires);
+        self.changed = true;
+        true
+    }
+
+    fn to_document(&self, id: &str) -> Document {
+        let bytes: Vec<u8> = self.bits.iter().flat_map(|w| w.to_le_bytes()).collect();
+        doc! {
+            "_id": id,
+            "w": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes },
+            "x": self.latest_expiry,
+        }
+    }
+}
+
+/// A stored block's bits (none if its bitmap is missing or not whole words).
+fn bitmap_of(block: &Document) -> Vec<u64> {
+    let bytes = block.get_binary_generic("w").map(Vec::as_slice).unwrap_or_default();
+    bytes.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default())).collect()
 }
 
 /// Adds to `found` which of `ids` the collection holds, read inside the session's transaction.

@@ -18,20 +18,23 @@ pub struct Vote {
     /// When the API accepted it, in milliseconds since the epoch: the hour it is counted in.
     #[serde(rename = "t")]
     pub cast_at_ms: i64,
-    /// The captcha challenge this vote spent (a prefix of its digest), when the API demanded
-    /// one. Replicas refuse replays they know of; the consumer, which sees every vote, is the
+    /// The captcha challenge this vote spent, when the API demanded one: its number (the issuing
+    /// replica's run, then its sequence, 16 hex digits each; a challenge issued before salts
+    /// carried one, by a prefix of its digest). Replicas refuse replays they know of; the consumer, which sees every vote, is the
     /// backstop that counts each challenge at most once even when a replay reached two replicas
     /// faster than they could tell each other.
     #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
     pub challenge: Option<String>,
     /// When that challenge expires, in unix seconds: every copy of a replayed vote carries the
-    /// same, so the store files a challenge's record by it (`voting::store`).
+    /// same, and the store keeps a challenge's record until the queue has passed it
+    /// (`voting::store`).
     #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
     pub challenge_expires: Option<i64>,
 }
 
-/// How much of a challenge digest identifies it: 128 bits, collision-free in practice for the
-/// few minutes a challenge lives, and half the bytes of the full digest in every message.
+/// How many hex digits identify a challenge: its 128-bit number (or, for a challenge issued
+/// before salts carried one, that much of its digest: collision-free in practice for the few
+/// minutes a challenge lives).
 pub const CHALLENGE_KEY_CHARS: usize = 32;
 
 /// What a vote without `x` is filed as having lived for (the default challenge lifetime).
@@ -57,16 +60,17 @@ impl Vote {
         Self { paredao, participant, cast_at_ms: cast_at.timestamp_millis(), challenge: None, challenge_expires: None }
     }
 
-    /// The vote with the challenge it spent, identified by its digest's prefix, and when that
-    /// challenge expires (unix seconds).
-    pub fn spending(mut self, challenge_digest: &str, expires_at: i64) -> Self {
-        let end = challenge_digest.len().min(CHALLENGE_KEY_CHARS);
-        self.challenge = Some(challenge_digest.get(..end).unwrap_or(challenge_digest).to_string());
+    /// The vote with the challenge it spent, identified by its number (the first
+    /// `CHALLENGE_KEY_CHARS` of `challenge_id` are kept), and when that challenge expires (unix
+    /// seconds).
+    pub fn spending(mut self, challenge_id: &str, expires_at: i64) -> Self {
+        let end = challenge_id.len().min(CHALLENGE_KEY_CHARS);
+        self.challenge = Some(challenge_id.get(..end).unwrap_or(challenge_id).to_string());
         self.challenge_expires = Some(expires_at);
         self
     }
 
-    /// The unix second the record of this vote's challenge is filed under: its expiry, or for a
+    /// The unix second the record of this vote's challenge is kept until: its expiry, or for a
     /// vote that does not say (sent by an API before it did), its cast time plus the longest
     /// challenge lifetime we ship.
     pub fn challenge_filed_at(&self) -> i64 {
@@ -118,7 +122,7 @@ pub enum InvalidVote {
     )]
     CastOutsideWindow { index: usize, paredao: String, t: i64, skew_secs: i64 },
     #[error(
-        "vote {index} carries a challenge key that is not {CHALLENGE_KEY_CHARS} lowercase hex digits (one spelling per challenge, so one document per challenge)"
+        "vote {index} carries a challenge key that is not {CHALLENGE_KEY_CHARS} lowercase hex digits (one spelling per challenge, so one bit per challenge)"
     )]
     MalformedChallenge { index: usize },
     #[error(
