@@ -74,9 +74,12 @@ impl ForgetBound {
     }
 }
 
-/// One round: forgets the blocks the queue has passed.
+/// One round: forgets the blocks and the batch ids the queue has passed.
 pub async fn tidy(store: &Store, bound: &mut ForgetBound, position: &QueuePosition) {
     let Some(before) = bound.observe(Instant::now(), position.newest_sealed_ms()) else { return };
+    if let Err(e) = store.forget_applied_batches_sealed_before(before).await {
+        tracing::warn!(error = %e, "could not forget old batch ids; trying again later");
+    }
     match store.forget_spent_expiring_before(before).await {
         Ok(forgotten) => {
             metrics::counter!("paredao_consumer_spent_blocks_forgotten_total").increment(forgotten);

@@ -1,5 +1,6 @@
 use voting::store::{Applied, SPENT_BLOCK_BITS, Store};
 use voting::testing::test_settings;
+use voting::vote::VoteBatch;
 
 use crate::helpers::{batch, batch_spending, seeded_store};
 
@@ -142,5 +143,24 @@ async fn the_records_an_earlier_version_kept_are_dropped_once_the_queue_has_pass
     assert!(!names.contains(&format!("spent_expiring_{passed}")), "{names:?}");
     assert!(names.contains(&format!("spent_expiring_{ahead}")), "a slot not yet passed is kept: {names:?}");
     assert!(!names.iter().any(|n| n == "spent_challenges"), "{names:?}");
+    store.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_ids_of_batches_the_queue_has_passed_are_forgotten_and_the_others_kept() {
+    // Without this the record of applied batches grows by a document per batch for ever.
+    let settings = test_settings();
+    let store = seeded_store(&settings).await;
+    let now = chrono::Utc::now().timestamp();
+    let minted_at = |unix: i64| uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, unix as u64, 0));
+    let old = VoteBatch { id: minted_at(now - 600), ..batch("ana", 1) };
+    let recent = VoteBatch { id: minted_at(now - 10), ..batch("bia", 1) };
+    store.apply(&[old.clone(), recent.clone()]).await.unwrap();
+
+    assert_eq!(store.forget_applied_batches_sealed_before(now - 300).await.unwrap(), 1);
+    assert_eq!(store.forget_applied_batches_sealed_before(now - 300).await.unwrap(), 0);
+    // The recent one is still known: delivered again, it is skipped.
+    let again = store.apply(&[recent]).await.unwrap();
+    assert_eq!((again.batches, again.duplicates), (0, 1));
     store.drop_database().await.unwrap();
 }
