@@ -74,20 +74,41 @@ impl ForgetBound {
     }
 }
 
+/// A round that holds the store for longer than this is logged: the local stand-in does it
+/// under its global lock, so counting waits meanwhile.
+const SLOW_ROUND: Duration = Duration::from_millis(200);
+
 /// One round: forgets the blocks and the batch ids the queue has passed.
 pub async fn tidy(store: &Store, bound: &mut ForgetBound, position: &QueuePosition) {
     let Some(before) = bound.observe(Instant::now(), position.newest_sealed_ms()) else { return };
-    if let Err(e) = store.forget_applied_batches_sealed_before(before).await {
-        tracing::warn!(error = %e, "could not forget old batch ids; trying again later");
-    }
-    match store.forget_spent_expiring_before(before).await {
-        Ok(forgotten) => {
-            metrics::counter!("paredao_consumer_spent_blocks_forgotten_total").increment(forgotten);
-            if forgotten > 0 {
-                tracing::debug!(blocks = forgotten, before, "forgot the counted challenges the queue has passed");
-            }
+    let started = Instant::now();
+    let batches = match store.forget_applied_batches_before(before).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not forget old batch ids; trying again later");
+            0
         }
-        Err(e) => tracing::warn!(error = %e, "could not forget old counted challenges; trying again later"),
+    };
+    let blocks = match store.forget_spent_expiring_before(before).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not forget old counted challenges; trying again later");
+            0
+        }
+    };
+    metrics::counter!("paredao_consumer_spent_blocks_forgotten_total").increment(blocks);
+    metrics::counter!("paredao_consumer_batch_ids_forgotten_total").increment(batches);
+    let took = started.elapsed();
+    if took > SLOW_ROUND {
+        tracing::info!(
+            took_ms = took.as_millis() as u64,
+            batches,
+            blocks,
+            before,
+            "forgetting what the queue has passed was slow"
+        );
+    } else {
+        tracing::debug!(took_ms = took.as_millis() as u64, batches, blocks, before, "forgot what the queue has passed");
     }
 }
 

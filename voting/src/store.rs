@@ -216,15 +216,16 @@ impl Store {
         Ok(self.spent_blocks().delete_many(doc! { "x": { "$lt": bound } }).await?.deleted_count)
     }
 
-    /// Forgets the ids of the batches sealed before `bound` (unix seconds), which the queue has
-    /// passed: none of them can be delivered again (a message whose consumer dies goes back to
-    /// the head of the queue and is taken again within seconds). Without this the record grows
-    /// by a document per batch for as long as the store lives. Batch ids are UUIDv7, which sort
-    /// by the millisecond they were minted in, so this is one range on `_id`. Returns how many
-    /// went.
-    pub async fn forget_applied_batches_sealed_before(&self, bound: i64) -> Result<u64, StoreError> {
-        let first_id_at_bound = first_uuid_v7_at(bound.saturating_mul(1000)).to_string();
-        Ok(self.applied_batches().delete_many(doc! { "_id": { "$lt": first_id_at_bound } }).await?.deleted_count)
+    /// Forgets the ids of the batches counted before `bound` (unix seconds): a batch is counted
+    /// after it was sealed, so the queue has passed them too, and none of them can be delivered
+    /// again (a message whose consumer dies goes back to the head of the queue and is taken again
+    /// within seconds). Without this the record grows by a document per batch for as long as
+    /// the store lives. By `applied_at`, which has an index: the local stand-in answers a range
+    /// of `_id`s by reading the whole collection (0.3 s for 24,000 ids, under its global lock).
+    /// Returns how many went.
+    pub async fn forget_applied_batches_before(&self, bound: i64) -> Result<u64, StoreError> {
+        let bound = BsonDateTime::from_millis(bound.saturating_mul(1000));
+        Ok(self.applied_batches().delete_many(doc! { "applied_at": { "$lt": bound } }).await?.deleted_count)
     }
 
     /// Empties and drops what an earlier version recorded: the slots that ended before `bound`,
@@ -297,6 +298,7 @@ impl Store {
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
         self.counters().create_index(IndexModel::builder().keys(doc! { "paredao": 1, "hour": 1 }).build()).await?;
         self.spent_blocks().create_index(IndexModel::builder().keys(doc! { "x": 1 }).build()).await?;
+        self.applied_batches().create_index(IndexModel::builder().keys(doc! { "applied_at": 1 }).build()).await?;
         Ok(())
     }
 
@@ -488,16 +490,6 @@ impl Store {
     }
 }
 
-/// The smallest UUIDv7 minted in millisecond `unix_ms`: every v7 id minted then or later sorts
-/// at or after it, as bytes and as its hyphenated text.
-fn first_uuid_v7_at(unix_ms: i64) -> uuid::Uuid {
-    let mut bytes = [0u8; 16];
-    bytes[..6].copy_from_slice(&unix_ms.clamp(0, (1 << 48) - 1).to_be_bytes()[2..]);
-    bytes[6] = 0x70;
-    bytes[8] = 0x80;
-    uuid::Uuid::from_bytes(bytes)
-}
-
 /// One block of the spent bitmaps, as read and then changed by a transaction.
 #[derive(Default)]
 struct SpentBlock {
@@ -593,22 +585,6 @@ pub fn bson_hour(at: DateTime<Utc>) -> BsonDateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batch_ids_minted_before_a_millisecond_sort_before_its_first_id_and_the_others_after() {
-        let at = chrono::Utc::now().timestamp_millis();
-        let first = first_uuid_v7_at(at).to_string();
-        let minted = |ms: i64| {
-            let ts = uuid::Timestamp::from_unix(uuid::NoContext, (ms / 1000) as u64, (ms % 1000) as u32 * 1_000_000);
-            uuid::Uuid::new_v7(ts).to_string()
-        };
-        for _ in 0..100 {
-            assert!(minted(at - 1) < first);
-            assert!(minted(at) >= first);
-            assert!(minted(at + 1) > first);
-        }
-        assert_eq!(first_uuid_v7_at(at).get_version_num(), 7);
-    }
 
     #[test]
     fn a_challenge_keys_bit_is_its_sequence_within_its_issuers_block() {

@@ -1,6 +1,5 @@
 use voting::store::{Applied, SPENT_BLOCK_BITS, Store};
 use voting::testing::test_settings;
-use voting::vote::VoteBatch;
 
 use crate::helpers::{batch, batch_spending, seeded_store};
 
@@ -147,18 +146,26 @@ async fn the_records_an_earlier_version_kept_are_dropped_once_the_queue_has_pass
 }
 
 #[tokio::test]
-async fn the_ids_of_batches_the_queue_has_passed_are_forgotten_and_the_others_kept() {
+async fn the_ids_of_batches_counted_before_the_bound_are_forgotten_and_the_others_kept() {
     // Without this the record of applied batches grows by a document per batch for ever.
     let settings = test_settings();
     let store = seeded_store(&settings).await;
+    store.ensure_indexes().await.unwrap();
     let now = chrono::Utc::now().timestamp();
-    let minted_at = |unix: i64| uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, unix as u64, 0));
-    let old = VoteBatch { id: minted_at(now - 600), ..batch("ana", 1) };
-    let recent = VoteBatch { id: minted_at(now - 10), ..batch("bia", 1) };
+    let (old, recent) = (batch("ana", 1), batch("bia", 1));
     store.apply(&[old.clone(), recent.clone()]).await.unwrap();
+    // As if `old` had been counted ten minutes ago.
+    let db = mongodb::Client::with_uri_str(settings.store.url()).await.unwrap().database(&settings.store.database);
+    db.collection::<bson::Document>("applied_batches")
+        .update_one(
+            bson::doc! { "_id": old.id.to_string() },
+            bson::doc! { "$set": { "applied_at": bson::DateTime::from_millis((now - 600) * 1000) } },
+        )
+        .await
+        .unwrap();
 
-    assert_eq!(store.forget_applied_batches_sealed_before(now - 300).await.unwrap(), 1);
-    assert_eq!(store.forget_applied_batches_sealed_before(now - 300).await.unwrap(), 0);
+    assert_eq!(store.forget_applied_batches_before(now - 300).await.unwrap(), 1);
+    assert_eq!(store.forget_applied_batches_before(now - 300).await.unwrap(), 0);
     // The recent one is still known: delivered again, it is skipped.
     let again = store.apply(&[recent]).await.unwrap();
     assert_eq!((again.batches, again.duplicates), (0, 1));
