@@ -77,7 +77,7 @@ impl<K: Hash + Eq, V> BoundedMap<K, V> {
 /// A panic while a shard is held cannot leave its map half-updated (each change is one insert or
 /// one assignment), so a poisoned shard is still sound: keep serving rather than fail every
 /// request.
-fn lock<T>(shard: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T>(shard: &Mutex<T>) -> MutexGuard<'_, T> {
     shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

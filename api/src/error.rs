@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use voting::paredao::ParedaoState;
 
 use crate::anti_bot::AntiBotError;
+use crate::anti_bot::altcha::CaptchaRejection;
 use crate::batcher::PublishError;
-use crate::captcha::CaptchaRejection;
 
 /// The anti-robot check's verdict, in one place: a refused captcha is the client's fault (400/403
 /// with its code), a provider that cannot be reached is ours (503, retry-safe).

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -15,7 +16,7 @@ use crate::health::StoreHealth;
 #[derive(Default)]
 pub struct ParedaoCache {
     by_id: ArcSwap<HashMap<ParedaoId, Arc<Paredao>>>,
-    loaded: std::sync::atomic::AtomicBool,
+    loaded: AtomicBool,
 }
 
 impl ParedaoCache {
@@ -30,13 +31,13 @@ impl ParedaoCache {
 
     /// True once the paredões have been read from the store at least once.
     pub fn is_loaded(&self) -> bool {
-        self.loaded.load(std::sync::atomic::Ordering::Relaxed)
+        self.loaded.load(Ordering::Relaxed)
     }
 
     fn replace(&self, paredoes: Vec<Paredao>) {
         let map = paredoes.into_iter().map(|p| (p.id.clone(), Arc::new(p))).collect();
         self.by_id.store(Arc::new(map));
-        self.loaded.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.loaded.store(true, Ordering::Relaxed);
     }
 
     /// Seeds the configured paredões (once the store answers), then reloads every `every`.
@@ -48,25 +49,24 @@ impl ParedaoCache {
         health: Arc<StoreHealth>,
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut seeded = seed.is_empty();
-            loop {
-                if !seeded {
-                    seeded = seed_all(&store, &seed).await;
+        let seeded = Arc::new(AtomicBool::new(seed.is_empty()));
+        let seed = Arc::new(seed);
+        voting::periodic::spawn_every(every, stop, move || {
+            let (cache, store, seed, health, seeded) =
+                (self.clone(), store.clone(), seed.clone(), health.clone(), seeded.clone());
+            async move {
+                if !seeded.load(Ordering::Relaxed) && seed_all(&store, &seed).await {
+                    seeded.store(true, Ordering::Relaxed);
                 }
                 match store.load_paredoes().await {
                     Ok(paredoes) => {
-                        self.replace(paredoes);
+                        cache.replace(paredoes);
                         health.record(true);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "reloading the paredões failed; serving the last ones loaded");
                         health.record(false);
                     }
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(every) => {}
                 }
             }
         })

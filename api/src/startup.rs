@@ -22,6 +22,8 @@ use voting::store::Store;
 
 use crate::admission::Admission;
 use crate::anti_bot::AntiBot;
+use crate::anti_bot::rate_limit::RateLimiter;
+use crate::anti_bot::spent_challenges::{SpentChallenges, spawn_gossip};
 use crate::batcher::{Batcher, BatcherTask};
 use crate::broker_link::BrokerLink;
 use crate::client_id::ClientIds;
@@ -31,10 +33,8 @@ use crate::header_limit::HeaderLimit;
 use crate::health::StoreHealth;
 use crate::openapi::{ApiDoc, SPEC_PATH};
 use crate::paredao_cache::ParedaoCache;
-use crate::rate_limit::RateLimiter;
 use crate::results_cache::ResultsCache;
 use crate::routes;
-use crate::spent_challenges::{SpentChallenges, spawn_gossip};
 use crate::state::AppState;
 
 pub struct Application {

@@ -6,13 +6,13 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::admission::Admission;
 use crate::anti_bot::AntiBot;
+use crate::anti_bot::rate_limit::RateLimiter;
 use crate::batcher::Batcher;
 use crate::broker_link::BrokerLink;
 use crate::client_id::ClientIds;
 use crate::fault::FaultInjector;
 use crate::health::StoreHealth;
 use crate::paredao_cache::ParedaoCache;
-use crate::rate_limit::RateLimiter;
 use crate::results_cache::ResultsCache;
 
 #[derive(Clone)]

@@ -60,15 +60,10 @@ impl Consumer {
             })
         };
         let probe = {
-            let (store, status, stop) = (self.store.clone(), self.status.clone(), stop.clone());
-            tokio::spawn(async move {
-                loop {
-                    status.set_store(store.ping().await.is_ok());
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(STORE_PROBE_INTERVAL) => {}
-                    }
-                }
+            let (store, status) = (self.store.clone(), self.status.clone());
+            voting::periodic::spawn_every(STORE_PROBE_INTERVAL, stop.clone(), move || {
+                let (store, status) = (store.clone(), status.clone());
+                async move { status.set_store(store.ping().await.is_ok()) }
             })
         };
         let janitor = {

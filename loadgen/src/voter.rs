@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use api::captcha::{ChallengeView, solve};
+use voting::altcha::{ChallengeView, solve};
 
 use crate::http1::Connection;
 

@@ -3,7 +3,12 @@
 //!
 //! ```text
 //! votes (durable) --rejected--> votes.dlx (fanout) --> votes.dead (durable)
+//! votes.spent (fanout, transient) --> one exclusive queue per API replica
 //! ```
+//!
+//! `votes.spent` carries the API replicas' news of spent captcha challenges (the API's
+//! `spent_challenges`): nothing in it needs to outlive a broker restart, so it is not durable,
+//! and each replica's queue goes with its connection.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
@@ -17,6 +22,7 @@ pub struct Topology {
     pub dead_letter_exchange: String,
     pub dead_letter_queue: String,
     pub queue_type: String,
+    pub spent_exchange: String,
 }
 
 impl Topology {
@@ -26,6 +32,7 @@ impl Topology {
             dead_letter_exchange: format!("{}.dlx", settings.queue),
             dead_letter_queue: format!("{}.dead", settings.queue),
             queue_type: settings.queue_type.clone(),
+            spent_exchange: format!("{}.spent", settings.queue),
         }
     }
 
@@ -53,6 +60,36 @@ impl Topology {
             .queue_declare(self.queue.as_str().into(), durable, self.queue_arguments(Some(&self.dead_letter_exchange)))
             .await?;
         Ok(())
+    }
+
+    /// Declares the spent-challenge fanout and a queue of this connection's own bound to it;
+    /// returns the queue's name.
+    pub async fn listen_to_spent(&self, channel: &Channel) -> lapin::Result<ShortString> {
+        channel
+            .exchange_declare(
+                self.spent_exchange.as_str().into(),
+                ExchangeKind::Fanout,
+                ExchangeDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                self.spent_exchange.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(queue.name().clone())
     }
 
     fn queue_arguments(&self, dead_letter_exchange: Option<&str>) -> FieldTable {

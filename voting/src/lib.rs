@@ -1,8 +1,10 @@
 //! What the API and the consumer share: the voting domain (paredão, vote, tally), and the
 //! configuration, telemetry, broker and store code both services stand on.
 
+pub mod altcha;
 pub mod backoff;
 pub mod broker;
+pub mod challenge_key;
 pub mod configuration;
 pub mod gelf;
 pub mod ip_net;

@@ -47,6 +47,7 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::challenge_key::ChallengeKey;
 use crate::configuration::StoreSettings;
 use crate::paredao::{Paredao, ParedaoId, ParedaoSpec, Participant, ParticipantId};
 use crate::tally::{CounterKey, Tally};
@@ -151,13 +152,10 @@ pub const SPENT_BLOCK_BITS: u64 = 4096;
 
 const SPENT_BLOCKS: &str = "spent_blocks";
 
-/// Where a challenge key's bit lives: its block's `_id` and the bit's index in it. Keys are
-/// checked when a batch is decoded (32 lowercase hex digits: the issuer, then the sequence);
-/// a key that is not (impossible past that check) has no place.
-fn spent_bit_of(key: &str) -> Option<(String, usize)> {
-    let issuer = key.get(..16)?;
-    let sequence = u64::from_str_radix(key.get(16..32)?, 16).ok()?;
-    Some((format!("{issuer}-{:x}", sequence / SPENT_BLOCK_BITS), (sequence % SPENT_BLOCK_BITS) as usize))
+/// Where a challenge's bit lives: its block's `_id` and the bit's index in it.
+fn spent_bit_of(key: ChallengeKey) -> (String, usize) {
+    let sequence = key.sequence();
+    (format!("{:016x}-{:x}", key.issuer(), sequence / SPENT_BLOCK_BITS), (sequence % SPENT_BLOCK_BITS) as usize)
 }
 
 /// Collections an earlier version recorded counted challenges in, one document each: emptied
@@ -409,7 +407,7 @@ impl Store {
         // transactions conflict, and the retry reads what the other committed.
         let mut blocks: BTreeMap<String, SpentBlock> = BTreeMap::new();
         for vote in fresh.iter().flat_map(|(b, _)| &b.votes) {
-            if let Some((block, _)) = vote.challenge.as_deref().and_then(spent_bit_of) {
+            if let Some((block, _)) = vote.challenge_key().map(spent_bit_of) {
                 blocks.entry(block).or_default();
             }
         }
@@ -436,7 +434,7 @@ impl Store {
         let mut records = Vec::with_capacity(fresh.len());
         for (batch, id) in &fresh {
             for vote in &batch.votes {
-                if let Some((block, bit)) = vote.challenge.as_deref().and_then(spent_bit_of)
+                if let Some((block, bit)) = vote.challenge_key().map(spent_bit_of)
                     && let Some(block) = blocks.get_mut(&block)
                     && !block.spend(bit, vote.challenge_filed_at())
                 {
@@ -588,9 +586,8 @@ mod tests {
 
     #[test]
     fn a_challenge_keys_bit_is_its_sequence_within_its_issuers_block() {
-        let key = format!("{:016x}{:016x}", 0xabcu64, 3 * SPENT_BLOCK_BITS + 17);
-        assert_eq!(spent_bit_of(&key), Some(("0000000000000abc-3".to_string(), 17)));
-        assert_eq!(spent_bit_of("too short"), None);
+        let key = ChallengeKey::issued(0xabc, 3 * SPENT_BLOCK_BITS + 17);
+        assert_eq!(spent_bit_of(key), ("0000000000000abc-3".to_string(), 17));
         let mut block = SpentBlock::default();
         assert!(block.spend(17, 10));
         assert!(!block.spend(17, 20), "the second spend is a replay");

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
+use crate::challenge_key::{CHALLENGE_KEY_CHARS, ChallengeKey};
 use crate::paredao::{Paredao, ParedaoId, ParticipantId};
 
 /// One accepted vote, as it travels inside a batch. Field names are one letter because a batch
@@ -32,11 +33,6 @@ pub struct Vote {
     pub challenge_expires: Option<i64>,
 }
 
-/// How many hex digits identify a challenge: its 128-bit number (or, for a challenge issued
-/// before salts carried one, that much of its digest: collision-free in practice for the few
-/// minutes a challenge lives).
-pub const CHALLENGE_KEY_CHARS: usize = 32;
-
 /// What a vote without `x` is filed as having lived for (the default challenge lifetime).
 pub const LEGACY_CHALLENGE_LIFETIME_SECS: i64 = 300;
 
@@ -45,29 +41,22 @@ pub const LEGACY_CHALLENGE_LIFETIME_SECS: i64 = 300;
 /// expiry cannot keep a record for years).
 pub const MAX_CHALLENGE_EXPIRY_AFTER_CAST_SECS: i64 = 86_400;
 
-/// A challenge key as a number: the 32 hex digits the vote carries (how an API replica holds
-/// millions of them: about 40 bytes each with the map's overhead, against over 100 as a `String`).
-pub fn challenge_key(challenge: &str) -> u128 {
-    u128::from_str_radix(challenge, 16).unwrap_or_else(|_| {
-        // Digests are hex; anything else still needs a stable identity rather than a panic.
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        u128::from(BuildHasherDefault::<DefaultHasher>::default().hash_one(challenge))
-    })
-}
-
 impl Vote {
     pub fn new(paredao: ParedaoId, participant: ParticipantId, cast_at: DateTime<Utc>) -> Self {
         Self { paredao, participant, cast_at_ms: cast_at.timestamp_millis(), challenge: None, challenge_expires: None }
     }
 
-    /// The vote with the challenge it spent, identified by its number (the first
-    /// `CHALLENGE_KEY_CHARS` of `challenge_id` are kept), and when that challenge expires (unix
-    /// seconds).
-    pub fn spending(mut self, challenge_id: &str, expires_at: i64) -> Self {
-        let end = challenge_id.len().min(CHALLENGE_KEY_CHARS);
-        self.challenge = Some(challenge_id.get(..end).unwrap_or(challenge_id).to_string());
+    /// The vote with the challenge it spent, and when that challenge expires (unix seconds).
+    pub fn spending(mut self, challenge: ChallengeKey, expires_at: i64) -> Self {
+        self.challenge = Some(challenge.to_string());
         self.challenge_expires = Some(expires_at);
         self
+    }
+
+    /// The challenge this vote spent, if it spent one whose key is well-formed (every vote of a
+    /// batch that passed `VoteBatch::check`).
+    pub fn challenge_key(&self) -> Option<ChallengeKey> {
+        self.challenge.as_deref()?.parse().ok()
     }
 
     /// The unix second the record of this vote's challenge is kept until: its expiry, or for a
@@ -183,7 +172,7 @@ impl VoteBatch {
                 });
             }
             if let Some(k) = &vote.challenge
-                && !(k.len() == CHALLENGE_KEY_CHARS && k.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+                && k.parse::<ChallengeKey>().is_err()
             {
                 return Err(InvalidVote::MalformedChallenge { index });
             }
@@ -272,21 +261,14 @@ mod tests {
         assert!(
             !String::from_utf8(VoteBatch::seal(vec![plain.clone()], Utc::now()).encode()).unwrap().contains("\"k\"")
         );
-        let digest = "ab".repeat(32);
-        let spent = plain.clone().spending(&digest, 1_764_000_300);
-        assert_eq!(spent.challenge.as_deref(), Some(&digest[..CHALLENGE_KEY_CHARS]));
+        let key = ChallengeKey::issued(7, 9);
+        let spent = plain.clone().spending(key, 1_764_000_300);
+        assert_eq!(spent.challenge_key(), Some(key));
+        assert_eq!(spent.challenge.as_deref(), Some("00000000000000070000000000000009"));
         assert_eq!(spent.challenge_filed_at(), 1_764_000_300);
         assert_eq!(plain.challenge_filed_at(), 1_764_000_000 + LEGACY_CHALLENGE_LIFETIME_SECS, "an older API's vote");
         let batch = VoteBatch::seal(vec![spent], Utc::now());
         assert_eq!(VoteBatch::decode(&batch.encode()).unwrap(), batch);
-    }
-
-    #[test]
-    fn challenge_keys_are_the_number_their_hex_spells_and_anything_else_still_has_one() {
-        assert_eq!(challenge_key("ff"), 255);
-        assert_eq!(challenge_key(&"a".repeat(32)), u128::MAX / 15 * 10);
-        assert_eq!(challenge_key("not hex"), challenge_key("not hex"));
-        assert_ne!(challenge_key("not hex"), challenge_key("also not hex"));
     }
 
     #[test]
@@ -312,13 +294,16 @@ mod tests {
         let check = |votes: Vec<Vote>| VoteBatch::seal(votes, Utc::now()).check(known);
 
         assert_eq!(
-            check(vec![vote("p1", "ana", at), vote("p1", "bia", at).spending(&"ab".repeat(32), at / 1000 + 300)]),
+            check(vec![
+                vote("p1", "ana", at),
+                vote("p1", "bia", at).spending(ChallengeKey::issued(1, 2), at / 1000 + 300)
+            ]),
             Ok(())
         );
         for x in
             [at / 1000 - CAST_SKEW_SECS - 1, at / 1000 + MAX_CHALLENGE_EXPIRY_AFTER_CAST_SECS + 1, i64::MIN, i64::MAX]
         {
-            let forged = vote("p1", "bia", at).spending(&"ab".repeat(32), x);
+            let forged = vote("p1", "bia", at).spending(ChallengeKey::issued(1, 2), x);
             assert_eq!(check(vec![forged]).unwrap_err().reason(), "challenge_expiry_out_of_range", "x = {x}");
         }
         assert_eq!(check(vec![vote("p1", "ana", open.timestamp_millis() - 60_000)]), Ok(()), "inside the skew");

@@ -18,9 +18,9 @@
 use altcha_lib_rs::{Challenge, ChallengeOptions, Payload};
 use base64::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::sync::atomic::{AtomicU64, Ordering};
-use utoipa::ToSchema;
+use voting::challenge_key::{CHALLENGE_KEY_CHARS, ChallengeKey};
 use voting::paredao::ParedaoId;
 
 /// Why a vote's captcha was refused. Each is a metric label and a WARN log line.
@@ -56,26 +56,15 @@ impl CaptchaRejection {
     }
 }
 
-/// The challenge as the `altcha` widget expects it from its `challengeurl`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ChallengeView {
-    #[schema(example = "SHA-256")]
-    pub algorithm: String,
-    pub challenge: String,
-    /// The work asked of this client: the number searched for is at most this.
-    pub maxnumber: u64,
-    pub salt: String,
-    pub signature: String,
-}
+pub use voting::altcha::{ChallengeView, encode_solution, solve};
 
-impl From<Challenge> for ChallengeView {
-    fn from(c: Challenge) -> Self {
-        let algorithm = serde_json::to_value(c.algorithm)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_else(|| "SHA-256".into());
-        Self { algorithm, challenge: c.challenge, maxnumber: c.maxnumber, salt: c.salt, signature: c.signature }
-    }
+/// The challenge as the widget expects it, from altcha-lib-rs's.
+fn view_of(c: Challenge) -> ChallengeView {
+    let algorithm = serde_json::to_value(c.algorithm)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| "SHA-256".into());
+    ChallengeView { algorithm, challenge: c.challenge, maxnumber: c.maxnumber, salt: c.salt, signature: c.signature }
 }
 
 /// The payload as the widget sends it. altcha-lib-rs reads `took` as a whole number, but the
@@ -109,7 +98,7 @@ impl From<WidgetPayload> for Payload {
 /// A verified solution: the id to spend and when the challenge expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Solved {
-    pub challenge_id: String,
+    pub challenge_id: ChallengeKey,
     pub expires_at: i64,
 }
 
@@ -120,9 +109,6 @@ pub struct Altcha {
     issuer: u64,
     issued: AtomicU64,
 }
-
-/// Hex digits of a challenge's number in its salt (issuer, then sequence): the vote's key.
-const CHALLENGE_NUMBER_CHARS: usize = voting::vote::CHALLENGE_KEY_CHARS;
 
 impl Altcha {
     pub fn new(hmac_key: &str, expires_secs: u64) -> Self {
@@ -136,18 +122,19 @@ impl Altcha {
     }
 
     pub fn challenge(&self, paredao: &ParedaoId, max_number: u64, now: DateTime<Utc>) -> ChallengeView {
-        let sequence = self.issued.fetch_add(1, Ordering::Relaxed);
+        let number = ChallengeKey::issued(self.issuer, self.issued.fetch_add(1, Ordering::Relaxed));
         let random = &rand_bytes()[..8];
-        let salt = format!("{paredao}:{:016x}{sequence:016x}{}", self.issuer, hex::encode(random));
-        altcha_lib_rs::create_challenge(ChallengeOptions {
-            hmac_key: &self.hmac_key,
-            max_number: Some(max_number.max(1)),
-            expires: Some(now + self.expires),
-            salt: Some(salt),
-            ..Default::default()
-        })
-        .expect("a challenge with a positive max number is always created")
-        .into()
+        let salt = format!("{paredao}:{number}{}", hex::encode(random));
+        view_of(
+            altcha_lib_rs::create_challenge(ChallengeOptions {
+                hmac_key: &self.hmac_key,
+                max_number: Some(max_number.max(1)),
+                expires: Some(now + self.expires),
+                salt: Some(salt),
+                ..Default::default()
+            })
+            .expect("a challenge with a positive max number is always created"),
+        )
     }
 
     /// Checks a solution (the widget's base64 payload, or the payload's JSON itself) for
@@ -176,7 +163,10 @@ impl Altcha {
         if issued_for != Some(paredao.as_str()) {
             return Err(CaptchaRejection::WrongParedao);
         }
-        let challenge_id = challenge_number(&payload.salt).unwrap_or(payload.challenge);
+        // The digest was checked above to be 64 hex digits, so it always has a key.
+        let challenge_id = challenge_number(&payload.salt)
+            .or_else(|| ChallengeKey::of_digest(&payload.challenge).ok())
+            .ok_or(CaptchaRejection::Malformed)?;
         Ok(Solved { challenge_id, expires_at })
     }
 }
@@ -207,12 +197,13 @@ impl Altcha {
 
 /// The number a salt we issued carries (see the module doc). A challenge issued before salts
 /// carried one (a 24-digit random part) is known by its digest instead, as it was then.
-fn challenge_number(salt: &str) -> Option<String> {
+fn challenge_number(salt: &str) -> Option<ChallengeKey> {
     let (_, rest) = salt.split_once(':')?;
-    let number = rest.get(..CHALLENGE_NUMBER_CHARS)?;
     let digits = rest.split('?').next().unwrap_or_default();
-    (digits.len() > CHALLENGE_NUMBER_CHARS && number.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-        .then(|| number.to_string())
+    if digits.len() <= CHALLENGE_KEY_CHARS {
+        return None;
+    }
+    rest.get(..CHALLENGE_KEY_CHARS)?.parse().ok()
 }
 
 /// Unpredictable bytes for a salt: two UUIDv4s' worth of the OS's randomness.
@@ -231,23 +222,6 @@ fn salt_params(salt: &str) -> std::collections::HashMap<String, String> {
             query.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
         })
         .unwrap_or_default()
-}
-
-/// Solves a challenge the way the widget does (brute force), and encodes the payload the way
-/// the widget sends it. For tests and the load generator.
-pub fn solve(challenge: &ChallengeView) -> String {
-    let number =
-        altcha_lib_rs::solve_challenge(&challenge.challenge, &challenge.salt, None, Some(challenge.maxnumber), 0)
-            .expect("the challenge is solvable within its max number");
-    encode_solution(challenge, number)
-}
-
-pub fn encode_solution(challenge: &ChallengeView, number: u64) -> String {
-    let payload = serde_json::json!({
-        "algorithm": challenge.algorithm, "challenge": challenge.challenge, "number": number,
-        "salt": challenge.salt, "signature": challenge.signature,
-    });
-    base64::engine::general_purpose::STANDARD.encode(payload.to_string())
 }
 
 #[cfg(test)]
@@ -276,33 +250,34 @@ mod tests {
     fn the_challenges_a_replica_issues_in_a_row_are_numbered_in_a_row() {
         // What lets the store record thousands of them in one document.
         let a = altcha();
-        let ids: Vec<String> = (0..3)
+        let ids: Vec<ChallengeKey> = (0..3)
             .map(|_| {
                 let c = a.challenge(&paredao("p1"), 10, Utc::now());
                 a.verify(&paredao("p1"), Some(&solve(&c))).unwrap().challenge_id
             })
             .collect();
-        assert!(ids.iter().all(|id| id.len() == 32 && id[..16] == ids[0][..16]), "{ids:?}");
-        let sequence: Vec<u64> = ids.iter().map(|id| u64::from_str_radix(&id[16..], 16).unwrap()).collect();
+        assert!(ids.iter().all(|id| id.issuer() == ids[0].issuer()), "{ids:?}");
+        let sequence: Vec<u64> = ids.iter().map(|id| id.sequence()).collect();
         assert_eq!(sequence, [sequence[0], sequence[0] + 1, sequence[0] + 2]);
         // Another replica's run numbers its own.
         let other = altcha().challenge(&paredao("p1"), 10, Utc::now());
-        assert_ne!(challenge_number(&other.salt).unwrap()[..16], ids[0][..16]);
+        assert_ne!(challenge_number(&other.salt).unwrap().issuer(), ids[0].issuer());
     }
 
     #[test]
     fn a_challenge_issued_before_salts_carried_a_number_is_known_by_its_digest() {
         let p1 = paredao("p1");
-        let c: ChallengeView = altcha_lib_rs::create_challenge(ChallengeOptions {
-            hmac_key: "test-key",
-            max_number: Some(10),
-            expires: Some(Utc::now() + TimeDelta::seconds(60)),
-            salt: Some(format!("{p1}:00112233445566778899aabb")),
-            ..Default::default()
-        })
-        .unwrap()
-        .into();
-        assert_eq!(altcha().verify(&p1, Some(&solve(&c))).unwrap().challenge_id, c.challenge);
+        let c = view_of(
+            altcha_lib_rs::create_challenge(ChallengeOptions {
+                hmac_key: "test-key",
+                max_number: Some(10),
+                expires: Some(Utc::now() + TimeDelta::seconds(60)),
+                salt: Some(format!("{p1}:00112233445566778899aabb")),
+                ..Default::default()
+            })
+            .unwrap(),
+        );
+        assert_eq!(altcha().verify(&p1, Some(&solve(&c))).unwrap().challenge_id.to_string(), c.challenge[..32]);
     }
 
     #[test]
@@ -353,16 +328,17 @@ mod tests {
         let a = altcha();
         let p1 = paredao("p1");
         let salt = format!("{p1}:00112233445566778899aabb");
-        let c: ChallengeView = altcha_lib_rs::create_challenge(ChallengeOptions {
-            hmac_key: "test-key",
-            max_number: Some(20_000_000),
-            number: Some(5_000_000),
-            expires: Some(Utc::now() + TimeDelta::seconds(60)),
-            salt: Some(salt),
-            ..Default::default()
-        })
-        .unwrap()
-        .into();
+        let c = view_of(
+            altcha_lib_rs::create_challenge(ChallengeOptions {
+                hmac_key: "test-key",
+                max_number: Some(20_000_000),
+                number: Some(5_000_000),
+                expires: Some(Utc::now() + TimeDelta::seconds(60)),
+                salt: Some(salt),
+                ..Default::default()
+            })
+            .unwrap(),
+        );
         assert!(a.verify(&p1, Some(&encode_solution(&c, 5_000_000))).is_ok());
         assert_eq!(a.verify(&p1, Some(&encode_solution(&c, 5_000_001))), Err(CaptchaRejection::BadSignature));
         let mut forged = c.clone();

@@ -5,6 +5,16 @@
 //! the challenge is depends on how fast the client has been voting. `external`: every vote
 //! carries an hCaptcha / Turnstile / reCAPTCHA token, checked with the provider (which also
 //! makes each token single-use).
+//!
+//! Its parts: `altcha` (issuing and verifying challenges), `difficulty` (how hard per client),
+//! `spent_challenges` (each challenge buys one vote across the replicas), `rate_limit` (votes
+//! and challenges per client address), `external_captcha` (the provider's check).
+
+pub mod altcha;
+pub mod difficulty;
+pub mod external_captcha;
+pub mod rate_limit;
+pub mod spent_challenges;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,11 +24,11 @@ use chrono::Utc;
 use voting::configuration::{CaptchaMode, CaptchaSettings};
 use voting::paredao::ParedaoId;
 
-use crate::captcha::{Altcha, CaptchaRejection, ChallengeView};
 use crate::client_id::ClientId;
-use crate::difficulty::{ClientKey, Difficulty};
-use crate::external_captcha::{ExternalCaptcha, ExternalCaptchaError};
-use crate::spent_challenges::{Spend, SpentChallenges};
+use altcha::{Altcha, CaptchaRejection, ChallengeView};
+use difficulty::{ClientKey, Difficulty};
+use external_captcha::{ExternalCaptcha, ExternalCaptchaError};
+use spent_challenges::{Spend, SpentChallenges};
 
 pub struct AntiBot {
     mode: CaptchaMode,
@@ -106,7 +116,7 @@ impl AntiBot {
             CaptchaMode::Off => Ok(None),
             CaptchaMode::Altcha => {
                 let solved = self.altcha.verify(paredao, solution).map_err(AntiBotError::Rejected)?;
-                match self.spent.spend(&solved.challenge_id, solved.expires_at) {
+                match self.spent.spend(solved.challenge_id, solved.expires_at) {
                     Some(spend) => Ok(Some(spend)),
                     None => Err(AntiBotError::Rejected(CaptchaRejection::AlreadyUsed)),
                 }

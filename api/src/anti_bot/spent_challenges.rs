@@ -34,17 +34,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::BasicProperties;
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, ExchangeKind};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use voting::backoff::Backoff;
+use voting::challenge_key::ChallengeKey;
 use voting::configuration::BrokerSettings;
-use voting::vote::{CHALLENGE_KEY_CHARS, challenge_key as key_of};
+
+use crate::bounded_map::lock;
 
 const SHARDS: usize = 16;
 
@@ -56,7 +56,7 @@ const GOSSIP_LINGER: Duration = Duration::from_millis(5);
 pub struct SpentChallenges {
     shards: Vec<Mutex<HashMap<Key, u32>>>,
     per_shard: usize,
-    news: mpsc::UnboundedSender<(String, i64)>,
+    news: mpsc::UnboundedSender<(ChallengeKey, i64)>,
     /// This replica's id in its news.
     me: u64,
     /// Subscribed to the other replicas' news (readiness waits for it).
@@ -69,22 +69,22 @@ struct SpentNews {
     /// The replica that sent it: the fanout hands a replica its own news too, which it skips.
     #[serde(default)]
     from: u64,
-    ids: Vec<(String, i64)>,
+    ids: Vec<(ChallengeKey, i64)>,
 }
 
 /// A challenge spent by a vote still in progress. Dropped without `keep`, it is released.
 #[must_use = "a spend not kept is released when dropped"]
 pub struct Spend {
     spent: Arc<SpentChallenges>,
-    id: String,
+    id: ChallengeKey,
     expires_at: i64,
     kept: bool,
 }
 
 impl Spend {
     /// The challenge's id (its number), which the vote carries.
-    pub fn id(&self) -> &str {
-        &self.id
+    pub fn id(&self) -> ChallengeKey {
+        self.id
     }
 
     /// When the challenge expires (unix seconds), which the vote carries too.
@@ -95,14 +95,14 @@ impl Spend {
     /// The vote is durable: the challenge stays spent, and the other replicas are told.
     pub fn keep(mut self) {
         self.kept = true;
-        let _ = self.spent.news.send((std::mem::take(&mut self.id), self.expires_at));
+        let _ = self.spent.news.send((self.id, self.expires_at));
     }
 }
 
 impl Drop for Spend {
     fn drop(&mut self) {
         if !self.kept {
-            self.spent.release(&self.id);
+            self.spent.release(self.id);
         }
     }
 }
@@ -110,7 +110,7 @@ impl Drop for Spend {
 impl SpentChallenges {
     /// The set alone, remembering at most `max_remembered` ids; what it learns to tell others
     /// comes out of the returned receiver.
-    pub fn new(max_remembered: usize) -> (Arc<Self>, mpsc::UnboundedReceiver<(String, i64)>) {
+    pub fn new(max_remembered: usize) -> (Arc<Self>, mpsc::UnboundedReceiver<(ChallengeKey, i64)>) {
         let (news, outbox) = mpsc::unbounded_channel();
         let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
         // A hash map holds at most 7/8 of its (power of two) buckets before it doubles: a
@@ -128,40 +128,39 @@ impl SpentChallenges {
         &self.shards[usize::from(key[0]) % SHARDS]
     }
 
-    /// Spends challenge `id` (its number, in hex): a guard the first time, `None` if it was spent
-    /// before (here or, once the news arrived, on another replica).
-    pub fn spend(self: &Arc<Self>, id: &str, expires_at: i64) -> Option<Spend> {
-        let id = id.get(..CHALLENGE_KEY_CHARS).unwrap_or(id);
-        if !self.insert(key(id), expires_at) {
+    /// Spends challenge `id`: a guard the first time, `None` if it was spent before (here or,
+    /// once the news arrived, on another replica).
+    pub fn spend(self: &Arc<Self>, id: ChallengeKey, expires_at: i64) -> Option<Spend> {
+        if !self.insert(id.to_le_bytes(), expires_at) {
             return None;
         }
-        Some(Spend { spent: self.clone(), id: id.to_string(), expires_at, kept: false })
+        Some(Spend { spent: self.clone(), id, expires_at, kept: false })
     }
 
     /// Records a spend another replica announced.
-    fn learn(&self, id: &str, expires_at: i64) {
-        self.insert(key(id.get(..CHALLENGE_KEY_CHARS).unwrap_or(id)), expires_at);
+    fn learn(&self, id: ChallengeKey, expires_at: i64) {
+        self.insert(id.to_le_bytes(), expires_at);
     }
 
     /// Inserts `key`; true if it was not there. Keeps the shard within its bound.
     fn insert(&self, key: Key, expires_at: i64) -> bool {
-        let mut shard = self.shard(key).lock().expect("lock");
+        let mut shard = lock(self.shard(key));
         if shard.len() >= self.per_shard && !shard.contains_key(&key) {
             make_room(&mut shard, unix_u32(chrono::Utc::now().timestamp()), self.per_shard);
         }
         shard.insert(key, unix_u32(expires_at)).is_none()
     }
 
-    fn release(&self, id: &str) {
-        let key = key(id.get(..CHALLENGE_KEY_CHARS).unwrap_or(id));
-        self.shard(key).lock().expect("lock").remove(&key);
+    fn release(&self, id: ChallengeKey) {
+        let key = id.to_le_bytes();
+        lock(self.shard(key)).remove(&key);
     }
 
     pub fn purge(&self, now_unix: i64) {
         let now_unix = unix_u32(now_unix);
         let mut total = 0;
         for shard in &self.shards {
-            let mut s = shard.lock().expect("lock");
+            let mut s = lock(shard);
             s.retain(|_, exp| *exp >= now_unix);
             total += s.len();
         }
@@ -173,7 +172,7 @@ impl SpentChallenges {
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().expect("lock").len()).sum()
+        self.shards.iter().map(|s| lock(s).len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -181,13 +180,9 @@ impl SpentChallenges {
     }
 }
 
-/// A challenge's 128 bits as bytes: 1-aligned, so an entry with its expiry takes 20 bytes
-/// (a `u128` key is 16-aligned and pads every entry to 32).
+/// A challenge's 128 bits as bytes (`ChallengeKey::to_le_bytes`): 1-aligned, so an entry with
+/// its expiry takes 20 bytes (a `u128` key is 16-aligned and pads every entry to 32).
 type Key = [u8; 16];
-
-fn key(id: &str) -> Key {
-    key_of(id).to_le_bytes()
-}
 
 /// A unix second as 4 bytes (good until 2106), which keeps an entry at 20 bytes.
 fn unix_u32(t: i64) -> u32 {
@@ -219,47 +214,23 @@ fn make_room(shard: &mut HashMap<Key, u32>, now_unix: u32, bound: usize) {
 /// expired ids every few seconds. Runs until `stop`.
 pub fn spawn_gossip(
     spent: Arc<SpentChallenges>,
-    mut outbox: mpsc::UnboundedReceiver<(String, i64)>,
+    mut outbox: mpsc::UnboundedReceiver<(ChallengeKey, i64)>,
     broker: BrokerSettings,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let exchange = format!("{}.spent", broker.queue);
+        let topology = voting::broker::Topology::new(&broker);
         let mut backoff = Backoff::default();
         let mut purge = tokio::time::interval(Duration::from_secs(5));
-        let mut pending: Vec<(String, i64)> = Vec::new();
+        let mut pending: Vec<(ChallengeKey, i64)> = Vec::new();
         while !stop.is_cancelled() {
             let session = async {
                 let connection = voting::broker::connect(&broker, "paredao-api-spent").await?;
                 let channel = connection.create_channel().await?;
-                channel
-                    .exchange_declare(
-                        exchange.as_str().into(),
-                        ExchangeKind::Fanout,
-                        ExchangeDeclareOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await?;
-                // A queue of this replica's own: exclusive, gone when it disconnects.
-                let queue = channel
-                    .queue_declare(
-                        "".into(),
-                        QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
-                        FieldTable::default(),
-                    )
-                    .await?;
-                channel
-                    .queue_bind(
-                        queue.name().clone(),
-                        exchange.as_str().into(),
-                        "".into(),
-                        QueueBindOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await?;
+                let queue = topology.listen_to_spent(&channel).await?;
                 let mut incoming = channel
                     .basic_consume(
-                        queue.name().clone(),
+                        queue,
                         "".into(),
                         BasicConsumeOptions { no_ack: true, ..Default::default() },
                         FieldTable::default(),
@@ -286,7 +257,7 @@ pub fn spawn_gossip(
                             if let Ok(news) = serde_json::from_slice::<SpentNews>(&delivery?.data)
                                 && news.from != spent.me
                             {
-                                for (id, exp) in news.ids { spent.learn(&id, exp); }
+                                for (id, exp) in news.ids { spent.learn(id, exp); }
                             }
                             false
                         }
@@ -303,7 +274,7 @@ pub fn spawn_gossip(
                                     .expect("serializes");
                             channel
                                 .basic_publish(
-                                    exchange.as_str().into(),
+                                    topology.spent_exchange.as_str().into(),
                                     "".into(),
                                     BasicPublishOptions::default(),
                                     &body,
@@ -332,33 +303,37 @@ pub fn spawn_gossip(
 mod tests {
     use super::*;
 
+    fn k(n: u64) -> ChallengeKey {
+        ChallengeKey::issued(1, n)
+    }
+
     #[test]
     fn a_challenge_is_spent_once_and_forgotten_after_it_expires() {
         let (spent, mut outbox) = SpentChallenges::new(1_000_000);
-        let kept = spent.spend("ab12", 100).expect("fresh");
-        assert!(spent.spend("ab12", 100).is_none(), "spent, even before its vote is durable");
+        let kept = spent.spend(k(0xab12), 100).expect("fresh");
+        assert!(spent.spend(k(0xab12), 100).is_none(), "spent, even before its vote is durable");
         assert!(outbox.try_recv().is_err(), "not announced before its vote is durable");
         kept.keep();
-        assert_eq!(outbox.try_recv().unwrap(), ("ab12".to_string(), 100), "announced once kept");
-        assert!(spent.spend("ab12", 100).is_none());
+        assert_eq!(outbox.try_recv().unwrap(), (k(0xab12), 100), "announced once kept");
+        assert!(spent.spend(k(0xab12), 100).is_none());
         assert!(outbox.try_recv().is_err(), "a refused replay is not announced");
-        spent.learn("cd34", 50);
-        assert!(spent.spend("cd34", 50).is_none(), "a spend learned from another replica counts");
+        spent.learn(k(0xcd34), 50);
+        assert!(spent.spend(k(0xcd34), 50).is_none(), "a spend learned from another replica counts");
         spent.purge(60);
         assert_eq!(spent.len(), 1);
-        assert!(spent.spend("cd34", 50).is_some());
+        assert!(spent.spend(k(0xcd34), 50).is_some());
     }
 
     #[test]
     fn a_spend_whose_vote_failed_is_released_for_the_retry_and_never_announced() {
         let (spent, mut outbox) = SpentChallenges::new(1_000_000);
-        let first = spent.spend("ef56", 100).expect("fresh");
-        assert_eq!((first.id(), first.expires_at()), ("ef56", 100));
+        let first = spent.spend(k(0xef56), 100).expect("fresh");
+        assert_eq!((first.id(), first.expires_at()), (k(0xef56), 100));
         drop(first); // a 503, or the client gone
         assert!(outbox.try_recv().is_err(), "no other replica hears of it, so none refuses the retry");
-        let retry = spent.spend("ef56", 100).expect("the same solved challenge may be sent again");
+        let retry = spent.spend(k(0xef56), 100).expect("the same solved challenge may be sent again");
         retry.keep();
-        assert_eq!(outbox.try_recv().unwrap().0, "ef56");
+        assert_eq!(outbox.try_recv().unwrap().0, k(0xef56));
         assert!(outbox.try_recv().is_err(), "announced once, for the copy that was kept");
     }
 
@@ -368,19 +343,19 @@ mod tests {
         let (spent, _outbox) = SpentChallenges::new(bound);
         let far = chrono::Utc::now().timestamp() + 3_600;
         for i in 0..20_000u64 {
-            spent.learn(&format!("{i:032x}"), far + i as i64);
+            spent.learn(k(i), far + i as i64);
         }
         // Many spends expire in the same second: eviction still keeps half, not none.
         for i in 0..20_000u64 {
-            spent.learn(&format!("{:032x}", 1_000_000 + i), far);
+            spent.learn(k(1_000_000 + i), far);
         }
         assert!(spent.len() >= bound / 4, "{} ids held", spent.len());
         for i in 20_000..40_000u64 {
-            spent.learn(&format!("{i:032x}"), far + i as i64);
+            spent.learn(k(i), far + i as i64);
         }
         assert!(spent.len() <= bound, "{} ids held", spent.len());
         assert!(spent.len() >= bound / 4, "evicts in halves, not all at once: {}", spent.len());
         // The most recent ids are the ones kept.
-        assert!(spent.spend(&format!("{:032x}", 39_999), far + 39_999).is_none());
+        assert!(spent.spend(k(39_999), far + 39_999).is_none());
     }
 }

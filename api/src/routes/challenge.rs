@@ -11,7 +11,7 @@ use axum_extra::extract::cookie::{Cookie, SameSite};
 use super::find_paredao;
 use crate::admission::ReadSlot;
 use crate::anti_bot::Client;
-use crate::captcha::ChallengeView;
+use crate::anti_bot::altcha::ChallengeView;
 use crate::client_address::client_ip;
 use crate::client_id::ClientId;
 use crate::error::{ApiError, ErrorBody};

@@ -16,7 +16,7 @@ use super::challenge::client_of;
 use super::find_paredao;
 use crate::admission::VoteSlot;
 use crate::anti_bot::Client;
-use crate::captcha::ChallengeView;
+use crate::anti_bot::altcha::ChallengeView;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use api::captcha::{ChallengeView, encode_solution, solve};
+use api::anti_bot::altcha::{ChallengeView, encode_solution, solve};
 use voting::testing::eventually;
 
 use crate::helpers::{CLOSED, OPEN, spawn_app, spawn_with, test_settings};
@@ -74,13 +74,13 @@ async fn forged_tampered_expired_foreign_and_missing_solutions_are_refused_with_
 
     // Signed with another key: a forgery.
     settings.captcha.hmac_key = "not-the-servers-key".to_string().into();
-    let forger = api::captcha::Altcha::new(settings.captcha.hmac_key(), 300);
+    let forger = api::anti_bot::altcha::Altcha::new(settings.captcha.hmac_key(), 300);
     let forged = forger.challenge(&voting::paredao::ParedaoId::parse(OPEN).unwrap(), 500, chrono::Utc::now());
     // The salt moved to another paredão: the signature no longer matches.
     let mut tampered = challenge.clone();
     tampered.salt = challenge.salt.replace(&format!("{OPEN}:"), "outro-paredao:");
     // Expired: a challenge signed with the right key, but an hour old.
-    let right = api::captcha::Altcha::new(app.settings.captcha.hmac_key(), 300);
+    let right = api::anti_bot::altcha::Altcha::new(app.settings.captcha.hmac_key(), 300);
     let old = right.challenge(
         &voting::paredao::ParedaoId::parse(OPEN).unwrap(),
         500,

@@ -87,7 +87,7 @@ async fn the_api_logs_to_graylog_as_gelf_with_syslog_levels_and_request_fields()
 
     // An accepted vote (info), a refused one (warn), and one failed on purpose (error), each with
     // a request id as nginx would send it.
-    let challenge: api::captcha::ChallengeView =
+    let challenge: api::anti_bot::altcha::ChallengeView =
         client.get(format!("{base}/api/paredoes/paredao-1/challenge")).send().await.unwrap().json().await.unwrap();
     let vote = |request_id: &'static str, captcha: Option<String>| {
         client
@@ -96,7 +96,7 @@ async fn the_api_logs_to_graylog_as_gelf_with_syslog_levels_and_request_fields()
             .json(&serde_json::json!({ "participant_id": "ana", "captcha": captcha }))
             .send()
     };
-    assert_eq!(vote("req-accepted", Some(api::captcha::solve(&challenge))).await.unwrap().status(), 202);
+    assert_eq!(vote("req-accepted", Some(api::anti_bot::altcha::solve(&challenge))).await.unwrap().status(), 202);
     assert_eq!(vote("req-refused", None).await.unwrap().status(), 400);
     let put = client
         .put(format!("{base}/api/admin/fault"))

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use api::captcha::ChallengeView;
+use api::anti_bot::altcha::ChallengeView;
 use api::startup::Application;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -94,7 +94,7 @@ impl TestApp {
     pub async fn solved_challenge(&self, paredao: &str) -> String {
         // Closed or unknown paredões have challenges too (or a 404): the vote is refused later.
         match self.client.get(self.url(&format!("/api/paredoes/{paredao}/challenge"))).send().await {
-            Ok(r) if r.status() == 200 => api::captcha::solve(&r.json().await.expect("a challenge")),
+            Ok(r) if r.status() == 200 => api::anti_bot::altcha::solve(&r.json().await.expect("a challenge")),
             _ => String::new(),
         }
     }

@@ -5,9 +5,9 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
+use api::anti_bot::difficulty::{ClientKey, Difficulty};
+use api::anti_bot::rate_limit::RateLimiter;
 use api::client_id::ClientIds;
-use api::difficulty::{ClientKey, Difficulty};
-use api::rate_limit::RateLimiter;
 
 fn resident_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux");
@@ -78,13 +78,13 @@ fn the_per_client_maps_at_their_shipped_bounds_fit_the_pods_memory() {
 
     // The spent challenges: every vote's, for a challenge's lifetime (pushed past the bound).
     let before = resident_bytes();
-    let (spent, outbox) = api::spent_challenges::SpentChallenges::new(settings.captcha.spent_remembered_max.get());
+    let (spent, outbox) =
+        api::anti_bot::spent_challenges::SpentChallenges::new(settings.captcha.spent_remembered_max.get());
     drop(outbox);
     let bound = settings.captcha.spent_remembered_max.get();
     let expires = chrono::Utc::now().timestamp() + 300;
     for i in 0..bound * 12 / 10 {
-        if let Some(spend) =
-            spent.spend(&format!("{:032x}", 0x5eed_0000_0000_0000_0000u128 + i as u128 * 7919), expires)
+        if let Some(spend) = spent.spend(voting::challenge_key::ChallengeKey::issued(0x5eed, i as u64 * 7919), expires)
         {
             spend.keep();
         }

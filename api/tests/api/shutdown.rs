@@ -18,8 +18,8 @@ async fn graceful_shutdown_loses_no_accepted_vote() {
             for _ in 0..200 {
                 // As a browser does: a challenge per vote (refused once the API is stopping).
                 let Ok(r) = client.get(&challenge_url).send().await else { continue };
-                let Ok(challenge) = r.json::<api::captcha::ChallengeView>().await else { continue };
-                let captcha = api::captcha::solve(&challenge);
+                let Ok(challenge) = r.json::<api::anti_bot::altcha::ChallengeView>().await else { continue };
+                let captcha = api::anti_bot::altcha::solve(&challenge);
                 match client
                     .post(&url)
                     .json(&serde_json::json!({ "participant_id": "ana", "captcha": captcha }))

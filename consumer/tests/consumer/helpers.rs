@@ -110,7 +110,7 @@ pub fn batch_spending(participant: &str, challenges: &[&str]) -> VoteBatch {
         .iter()
         .map(|k| {
             Vote::new(ParedaoId::parse(OPEN).unwrap(), ParticipantId::parse(participant).unwrap(), Utc::now())
-                .spending(k, expires)
+                .spending(k.parse().expect("a test challenge key is 32 hex digits"), expires)
         })
         .collect();
     VoteBatch::seal(votes, Utc::now())
