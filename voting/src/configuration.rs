@@ -1,7 +1,7 @@
 //! Configuration, in one place for both services.
 //!
 //! Layers, later ones winning: `configuration/base.yaml`, then `configuration/$APP_ENVIRONMENT.yaml`
-//! (`local` by default, or `production`), then environment variables prefixed `APP_` with `__`
+//! (`local` by default; `e2e`, `production` or `container`; the file must exist), then environment variables prefixed `APP_` with `__`
 //! between levels: `APP_APPLICATION__PORT=8081`, `APP_BROKER__URL=amqp://…`.
 
 use std::num::NonZeroUsize;
@@ -367,6 +367,48 @@ pub fn configuration_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configuration")
 }
 
+/// Which deployment the settings are for (`APP_ENVIRONMENT`, `local` when unset): it names the
+/// file layered over `base.yaml`, which must exist. A typo used to run silently on the base
+/// settings alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// `./run.sh up`: this machine's stack.
+    Local,
+    /// The test and browser-test stacks.
+    E2e,
+    /// Kubernetes, ansible, the container image.
+    Production,
+    /// docker compose: `production.yaml`'s settings plus the compose network's addresses
+    /// (`deploy/config/container.yaml`, mounted over the image's configuration folder).
+    Container,
+}
+
+impl Environment {
+    const ALL: [Environment; 4] =
+        [Environment::Local, Environment::E2e, Environment::Production, Environment::Container];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Environment::Local => "local",
+            Environment::E2e => "e2e",
+            Environment::Production => "production",
+            Environment::Container => "container",
+        }
+    }
+}
+
+impl std::str::FromStr for Environment {
+    type Err = config::ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|e| e.name() == s).ok_or_else(|| {
+            config::ConfigError::Message(format!(
+                "APP_ENVIRONMENT is '{s}': expected one of local, e2e, production, container"
+            ))
+        })
+    }
+}
+
 pub fn get_configuration() -> Result<Settings, config::ConfigError> {
     configuration_from(None)
 }
@@ -374,13 +416,26 @@ pub fn get_configuration() -> Result<Settings, config::ConfigError> {
 /// The layers over `variables` instead of the process's environment when given (for tests).
 fn configuration_from(variables: Option<config::Map<String, String>>) -> Result<Settings, config::ConfigError> {
     let dir = configuration_dir();
-    let environment = std::env::var("APP_ENVIRONMENT").unwrap_or_else(|_| "local".into());
+    let environment: Environment = match &variables {
+        Some(v) => v.get("APP_ENVIRONMENT").cloned(),
+        None => std::env::var("APP_ENVIRONMENT").ok(),
+    }
+    .unwrap_or_else(|| "local".into())
+    .parse()?;
+    let layer = dir.join(format!("{}.yaml", environment.name()));
+    if !layer.exists() {
+        return Err(config::ConfigError::Message(format!(
+            "APP_ENVIRONMENT is '{}', but {} does not exist",
+            environment.name(),
+            layer.display()
+        )));
+    }
     // Every variable stays a string (no `try_parsing`: it would turn a token made of digits
     // into a number and drop its leading zeros); the fields that take lists from a variable
     // split it themselves (`ip_net::list`).
     config::Config::builder()
         .add_source(config::File::from(dir.join("base.yaml")))
-        .add_source(config::File::from(dir.join(format!("{environment}.yaml"))).required(false))
+        .add_source(config::File::from(layer))
         .add_source(config::Environment::with_prefix("APP").prefix_separator("_").separator("__").source(variables))
         .build()?
         .try_deserialize()
@@ -400,6 +455,18 @@ mod tests {
 
     fn from_variables(pairs: &[(&str, &str)]) -> Result<Settings, config::ConfigError> {
         configuration_from(Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+    }
+
+    #[test]
+    fn an_unknown_environment_or_one_without_its_file_fails_naming_the_variable() {
+        let error = from_variables(&[("APP_ENVIRONMENT", "prodution")]).unwrap_err().to_string();
+        assert!(error.contains("APP_ENVIRONMENT is 'prodution'"), "{error}");
+        // `container` is real, but its file is mounted by docker compose, not in this folder.
+        let error = from_variables(&[("APP_ENVIRONMENT", "container")]).unwrap_err().to_string();
+        assert!(error.contains("container.yaml does not exist"), "{error}");
+        for name in ["local", "e2e", "production"] {
+            assert!(from_variables(&[("APP_ENVIRONMENT", name)]).is_ok(), "{name}");
+        }
     }
 
     #[test]
