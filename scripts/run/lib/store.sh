@@ -49,9 +49,9 @@ start_secantusdb() {
     [[ -x "$SECANTUSD" ]] || die "$SECANTUSD not found; run ./preflight.sh"
     # --sync-on-commit: without it the stand-in does not fsync its log at a commit, and a killed
     # store loses transactions it had already answered (and the consumer already acked).
-    # --cache-size: WiredTiger's cache, the bulk of the store's memory; it fills with the pages
-    # that writes touch and is evicted only near this size (PAREDAO_STORE_CACHE_SIZE, e.g. 256M;
-    # SecantusDB's own default is 1G).
+    # --cache-size: WiredTiger's cache, at most this much of the store's memory
+    # (PAREDAO_STORE_CACHE_SIZE, e.g. 256M; SecantusDB's own default is 1G). The soak's growth of
+    # the store's RSS is not it (BENCHMARKS.md).
     start_process mongo "$MONGO_PORT" "$SECANTUSD" --host 127.0.0.1 --port "$MONGO_PORT" \
         --sync-on-commit --cache-size "${PAREDAO_STORE_CACHE_SIZE:-1G}" --storage-path "$STACK_DIR/mongo"
     wait_until mongo "$READY_TIMEOUT" "$(pid_of mongo)" port_open "$MONGO_PORT"
