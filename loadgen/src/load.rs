@@ -100,7 +100,7 @@ pub async fn closed_loop_votes(
                     let answer = target.vote(&mut conn, split.pick(k), &captcha).await;
                     record(&mut outcome.latency, t.elapsed());
                     *outcome.by_status.entry(answer.status).or_default() += 1;
-                    next = answer.next.map(|c| voting::altcha::solve(&c));
+                    next = answer.next.as_ref().and_then(voting::altcha::try_solve);
                 }
                 outcome
             })

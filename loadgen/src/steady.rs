@@ -263,7 +263,7 @@ async fn vote(
         let answer = send(target, conns, plan.mode, participant, solution).await;
         if answer.status == 202 {
             tally.accept(solution);
-            return answer.next.as_ref().map(voting::altcha::solve);
+            return answer.next.as_ref().and_then(voting::altcha::try_solve);
         }
         if retries > 0 && answer.status == 403 && answer.code.as_deref() == Some("captcha_already_used") {
             // An earlier copy of this very vote was accepted (and is durable).

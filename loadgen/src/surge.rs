@@ -189,7 +189,7 @@ pub async fn step(target: &Target, split: &Split, rate: u64, duration: Duration,
                     record(&mut out.client_lag, lag);
                     if answer.status == 202 {
                         record(&mut out.accepted, latency);
-                        captcha = answer.next.as_ref().map(voting::altcha::solve);
+                        captcha = answer.next.as_ref().and_then(voting::altcha::try_solve);
                     } else if answer.is_refusal() {
                         record(out.refused.entry(answer.kind()).or_insert_with(histogram), latency);
                         // Nothing was spent: a page sends the same solution again.
@@ -253,7 +253,7 @@ pub async fn recovery(
                         next = Some(captcha);
                     }
                     if let Some(c) = answer.next {
-                        next = Some(voting::altcha::solve(&c));
+                        next = voting::altcha::try_solve(&c);
                     }
                 }
             })

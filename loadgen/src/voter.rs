@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use voting::altcha::{ChallengeView, solve};
+use voting::altcha::{ChallengeView, try_solve};
 
 use crate::http1::Connection;
 
@@ -77,7 +77,7 @@ impl Target {
     pub async fn solved(&self, conn: &mut Connection) -> anyhow::Result<String> {
         let r = conn.request("GET", &self.challenge_path, None).await?;
         anyhow::ensure!(r.status == 200, "challenge: HTTP {}", r.status);
-        Ok(solve(&serde_json::from_slice(&r.body)?))
+        try_solve(&serde_json::from_slice(&r.body)?).ok_or_else(|| anyhow::anyhow!("challenge: no number solves it"))
     }
 
     /// The solution in hand (the next challenge that rode on a 202, or one a refusal left
