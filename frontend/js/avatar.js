@@ -2,6 +2,8 @@
 // The colour comes from the participant id, so a participant keeps the same colour on every page
 // and every refresh without the API having to send one.
 
+import { el } from './dom.js';
+
 // Must match the .avatar--c{n} classes in site.css (all readable with white initials).
 const PALETTE_SIZE = 10;
 
@@ -25,13 +27,9 @@ export function initials(name) {
 }
 
 function initialsAvatar(participant, className) {
-  const avatar = document.createElement('span');
-  avatar.className = `${className} avatar--initials avatar--c${hash(participant.id || participant.name || '') % PALETTE_SIZE}`;
-  const text = document.createElement('span');
-  text.className = 'avatar__initials';
-  text.textContent = initials(participant.name);
-  avatar.append(text);
-  return avatar;
+  const colour = `avatar--c${hash(participant.id || participant.name || '') % PALETTE_SIZE}`;
+  return el('span', { className: `${className} avatar--initials ${colour}` },
+    el('span', { className: 'avatar__initials' }, initials(participant.name)));
 }
 
 /**
@@ -45,11 +43,7 @@ export function createAvatar(participant, size = 'md') {
   fallback.setAttribute('aria-hidden', 'true');
   if (!participant.photo_url) return fallback;
 
-  const img = document.createElement('img');
-  img.className = `${className} avatar--photo`;
-  img.alt = '';
-  img.decoding = 'async';
-  img.src = participant.photo_url;
+  const img = el('img', { className: `${className} avatar--photo`, alt: '', decoding: 'async', src: participant.photo_url });
   // A missing photo (or one on another host, which the CSP blocks) must not leave a broken image.
   img.addEventListener('error', () => img.replaceWith(fallback), { once: true });
   return img;

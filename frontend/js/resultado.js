@@ -3,6 +3,7 @@
 
 import { ApiError, getParedao, getResults, loadErrorMessage, paredaoIdFromLocation } from './api.js';
 import { createAvatar } from './avatar.js';
+import { el } from './dom.js';
 import { formatPercentage, showUpdatedAt } from './format.js';
 
 const REFRESH_MS = 2000;
@@ -44,42 +45,16 @@ function linkToVote(id) {
 }
 
 function createRow(participant) {
-  const li = document.createElement('li');
-  li.className = 'result';
-  li.dataset.participant = participant.id;
-
-  const header = document.createElement('div');
-  header.className = 'result__header';
-
-  const name = document.createElement('span');
-  name.className = 'result__name';
-
-  const badge = document.createElement('span');
-  badge.className = 'result__badge';
-  badge.hidden = true;
-
-  const percentage = document.createElement('span');
-  percentage.className = 'result__percentage';
-  percentage.dataset.role = 'percentage';
-
-  const who = document.createElement('span');
-  who.className = 'result__who';
-  who.append(name, badge);
-  header.append(who, percentage);
-
-  // The bar repeats the percentage written next to it; screen readers get the number only.
-  const bar = document.createElement('div');
-  bar.className = 'bar';
-  bar.setAttribute('aria-hidden', 'true');
-  const fill = document.createElement('div');
-  fill.className = 'bar__fill';
-  bar.append(fill);
-
-  const body = document.createElement('div');
-  body.className = 'result__body';
-  body.append(header, bar);
-
-  li.append(createAvatar(people.get(participant.id) || participant, 'md'), body);
+  const name = el('span', { className: 'result__name' });
+  const badge = el('span', { className: 'result__badge', hidden: true });
+  const percentage = el('span', { className: 'result__percentage', dataset: { role: 'percentage' } });
+  const fill = el('div', { className: 'bar__fill' });
+  const li = el('li', { className: 'result', dataset: { participant: participant.id } },
+    createAvatar(people.get(participant.id) || participant, 'md'),
+    el('div', { className: 'result__body' },
+      el('div', { className: 'result__header' }, el('span', { className: 'result__who' }, name, badge), percentage),
+      // The bar repeats the percentage written next to it; screen readers get the number only.
+      el('div', { className: 'bar', 'aria-hidden': 'true' }, fill)));
   const row = { li, name, badge, percentage, fill };
   rows.set(participant.id, row);
   return row;

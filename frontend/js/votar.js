@@ -5,6 +5,7 @@
 import { ApiError, getParedao, loadErrorMessage, paredaoIdFromLocation, postVote, voteErrorMessage } from './api.js';
 import { createAvatar } from './avatar.js';
 import { createCaptcha } from './captcha.js';
+import { el } from './dom.js';
 import { formatLongDateTime, parseInstant } from './format.js';
 
 const requestedId = paredaoIdFromLocation();
@@ -68,11 +69,8 @@ function showCaptcha() {
     },
     onLoadError() {
       // Said in the step itself: the status line is cleared whenever the choice changes.
-      const message = document.createElement('p');
-      message.className = 'captcha-step__error';
-      message.setAttribute('role', 'alert');
-      message.textContent = 'Não foi possível carregar a verificação anti-robô. Atualize a página para votar.';
-      captchaContainer.replaceChildren(message);
+      captchaContainer.replaceChildren(el('p', { className: 'captcha-step__error', role: 'alert' },
+        'Não foi possível carregar a verificação anti-robô. Atualize a página para votar.'));
     },
     onNotRequired() {
       captchaStep.remove();
@@ -86,11 +84,9 @@ function setStatus(message, { error = false, action = null } = {}) {
     statusBox.replaceChildren();
     return;
   }
-  const text = document.createElement('p');
-  text.className = 'status__message';
   // role=alert makes screen readers interrupt for errors; plain progress stays polite.
+  const text = el('p', { className: 'status__message' }, message);
   if (error) text.setAttribute('role', 'alert');
-  text.textContent = message;
   statusBox.replaceChildren(text);
   if (action) statusBox.append(action);
 }
@@ -118,33 +114,15 @@ function setSending(value) {
 
 function choiceFor(participant) {
   const inputId = `p-${participant.id}`;
-
-  const choice = document.createElement('div');
-  choice.className = 'choice';
-
-  const input = document.createElement('input');
-  input.type = 'radio';
-  input.name = 'participant';
-  input.value = participant.id;
-  input.id = inputId;
-  input.className = 'choice__input visually-hidden';
-
-  const label = document.createElement('label');
-  label.htmlFor = inputId;
-  label.className = 'choice__card';
-
-  const name = document.createElement('span');
-  name.className = 'choice__name';
-  name.textContent = participant.name;
-
-  // The tick is drawn by CSS from :checked; it only repeats what the radio already tells.
-  const mark = document.createElement('span');
-  mark.className = 'choice__mark';
-  mark.setAttribute('aria-hidden', 'true');
-
-  label.append(createAvatar(participant, 'lg'), name, mark);
-  choice.append(input, label);
-  return choice;
+  return el('div', { className: 'choice' },
+    el('input', {
+      type: 'radio', name: 'participant', value: participant.id, id: inputId, className: 'choice__input visually-hidden',
+    }),
+    el('label', { htmlFor: inputId, className: 'choice__card' },
+      createAvatar(participant, 'lg'),
+      el('span', { className: 'choice__name' }, participant.name),
+      // The tick is drawn by CSS from :checked; it only repeats what the radio already tells.
+      el('span', { className: 'choice__mark', 'aria-hidden': 'true' })));
 }
 
 function sameParticipants(a, b) {
@@ -166,21 +144,11 @@ function renderParticipants(participants) {
 }
 
 function resultsLink(paredaoId, text) {
-  const link = document.createElement('a');
-  link.className = 'button button--secondary';
-  link.href = `resultado.html?${new URLSearchParams({ p: paredaoId })}`;
-  link.textContent = text;
-  return link;
+  return el('a', { className: 'button button--secondary', href: `resultado.html?${new URLSearchParams({ p: paredaoId })}` }, text);
 }
 
 function showClosedMessage(heading, body, action) {
-  const h2 = document.createElement('h2');
-  h2.className = 'notice__title';
-  h2.textContent = heading;
-  const p = document.createElement('p');
-  p.className = 'notice__text';
-  p.textContent = body;
-  closedMessage.replaceChildren(h2, p);
+  closedMessage.replaceChildren(el('h2', { className: 'notice__title' }, heading), el('p', { className: 'notice__text' }, body));
   if (action) closedMessage.append(action);
   closedMessage.hidden = false;
 }
@@ -248,15 +216,9 @@ function renderNotFound(error) {
 function renderLoadError(error) {
   // Skeleton cards would suggest something is still loading; say plainly that it is not.
   if (!grid.querySelector('input[name="participant"]')) {
-    const empty = document.createElement('p');
-    empty.className = 'choices__empty';
-    empty.textContent = 'Os participantes aparecem aqui assim que a votação carregar.';
-    grid.replaceChildren(empty);
+    grid.replaceChildren(el('p', { className: 'choices__empty' }, 'Os participantes aparecem aqui assim que a votação carregar.'));
   }
-  const retry = document.createElement('button');
-  retry.type = 'button';
-  retry.className = 'button button--secondary status__action';
-  retry.textContent = 'Tentar novamente';
+  const retry = el('button', { type: 'button', className: 'button button--secondary status__action' }, 'Tentar novamente');
   retry.addEventListener('click', () => {
     setStatus('Carregando…');
     load();
