@@ -1,20 +1,37 @@
-//! How often one client may vote, or ask for a challenge: a GCRA (generic cell rate algorithm)
-//! limiter per key, in memory.
+//! How often one client may vote, or ask for a challenge: governor's GCRA (generic cell rate
+//! algorithm) limiter per key, its state in our bounded map.
 //!
 //! GCRA keeps a single instant per key (the "theoretical arrival time": when the key's allowance
 //! would be used up if requests kept arriving at the steady rate), so a check is one hash lookup
-//! and a comparison, and a key's state is a few dozen bytes. The keys live in a `BoundedMap`
-//! (sharded, each shard behind its own mutex), so that concurrent votes rarely wait for one
-//! another and no number of addresses can grow it past `max_clients`.
+//! and a comparison, and a key's state is a few dozen bytes. governor makes the decision and the
+//! wait; we only hold the instants.
+//!
+//! Why not governor's own keyed store: its default, a DashMap, keeps every key it is asked about
+//! until something calls `retain_recent`, so between two purges an attacker with many addresses
+//! (one IPv6 /64 holds 2^64) grows it without limit. The keys live instead in a `BoundedMap`
+//! (sharded, each shard behind its own mutex, randomly seeded), behind governor's `StateStore`
+//! trait: no number of addresses grows it past `max_clients`, and beyond it the least recently
+//! seen key is forgotten, which only gives that client its burst back. `api/tests/api/memory.rs`
+//! measures it at the bound.
+//!
+//! Why a governor limiter per check: governor reads the time from its limiter's clock and counts
+//! it from the limiter's start, while our callers pass the request's instant (and the tests step
+//! time through it). So each check builds governor's limiter (its quota and that instant, no
+//! allocation) over a view of the map anchored at the instant; the map keeps absolute instants.
 //!
 //! Each API replica limits on its own; with N replicas behind nginx a client may get up to N
 //! times the rate. nginx's own limit (per address, across replicas) is the coarse guard; this one
 //! is the finer, per-client one.
 
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use governor::Quota;
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::StateStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::bounded_map::BoundedMap;
@@ -22,11 +39,8 @@ use crate::bounded_map::BoundedMap;
 pub use voting::configuration::{Rate, RateLimitSettings};
 
 pub struct RateLimiter {
-    enabled: bool,
-    /// Time between two requests at the steady rate.
-    interval: Duration,
-    /// How far ahead of now a key's theoretical arrival time may run: `burst` intervals.
-    window: Duration,
+    /// `None` when disabled.
+    quota: Option<Quota>,
     /// Key (an address as text) → theoretical arrival time. A key absent has its full burst, so
     /// forgetting one (beyond the bound, or in a purge) only ever gives a client its burst back.
     /// An entry is ~140 bytes with the map's own share (an address of up to 45 characters on
@@ -47,51 +61,29 @@ impl RateLimiter {
         Self::new("challenges", settings.enabled, settings.challenges, settings.max_clients)
     }
 
-    /// # Panics
-    /// When enabled with a `per_second` that is not a positive, finite number: a limiter that
-    /// cannot mean anything is a configuration mistake that should stop start-up, not a silent
-    /// "refuse everything" or "allow everything".
+    /// An enabled limiter needs a `per_second` that is a positive number; the configuration
+    /// refuses any other when it is parsed. Should one get here all the same, debug builds panic
+    /// and release builds log it and limit nothing (nginx's limit still holds) rather than refuse
+    /// every request.
     pub fn new(name: &'static str, enabled: bool, rate: Rate, max_clients: NonZeroUsize) -> Self {
-        let interval = if enabled {
-            assert!(
-                rate.per_second.is_finite() && rate.per_second > 0.0,
-                "rate limit per_second must be a positive number, got {}",
-                rate.per_second
-            );
-            Duration::from_secs_f64(1.0 / rate.per_second)
-        } else {
-            Duration::ZERO
-        };
-        // A burst of 0 would refuse every request, forever: read it as "no burst beyond one".
-        let burst = rate.burst.max(1);
-        Self { enabled, interval, window: interval * burst, keys: BoundedMap::new(max_clients), name }
+        let quota = if enabled { quota(rate) } else { None };
+        if enabled && quota.is_none() {
+            debug_assert!(false, "rate limit per_second must be a positive number, got {}", rate.per_second);
+            tracing::error!(limiter = name, per_second = rate.per_second, "rate limit without a rate: not limiting");
+        }
+        Self { quota, keys: BoundedMap::new(max_clients), name }
     }
 
     /// Ok when allowed; Err(retry_after) with how long until the next request would be allowed.
     pub fn check(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        if !self.enabled {
+        let Some(quota) = self.quota else {
             return Ok(());
-        }
-        let mut shard = self.keys.shard(key);
-        // `get` marks the key as recently used, refused or not: a client hammering away is the
-        // last one the bound would forget. A key whose arrival time is in the past has its full
-        // burst again, as does a new one.
-        let arrival = shard.get(key).map_or(now, |&tat| tat.max(now)) + self.interval;
-        let ahead = arrival - now;
-        if ahead > self.window {
-            // Refused requests don't move the arrival time: a client that keeps hammering is
-            // allowed again as soon as it slows down to the rate, not punished further.
-            return Err(ahead - self.window);
-        }
-        match shard.get_mut(key) {
-            Some(tat) => *tat = arrival,
-            // Allocated only for a key seen for the first time (or again after it was
-            // forgotten); beyond the bound, this evicts the shard's least recently used key.
-            None => {
-                shard.insert(key.to_owned(), arrival);
-            }
-        }
-        Ok(())
+        };
+        let limiter: governor::RateLimiter<&str, KeysAt, At, NoOpMiddleware<Instant>> =
+            governor::RateLimiter::new(quota, KeysAt { keys: &self.keys, now }, At(now));
+        // Refused requests don't move the arrival time (governor stores nothing then): a client
+        // that keeps hammering is allowed again as soon as it slows down to the rate.
+        limiter.check_key(&key).map_err(|not_until| not_until.wait_time_from(now))
     }
 
     /// Drops keys idle long enough that they are back to a full burst (call from a timer).
@@ -117,6 +109,68 @@ impl RateLimiter {
             metrics::gauge!("paredao_rate_limit_keys", "limiter" => self.name).set(self.len() as f64);
             std::future::ready(())
         })
+    }
+}
+
+/// The quota for `rate`, or `None` when it means nothing: a `per_second` that is not a positive
+/// number, or so small that the burst's window does not fit governor's arithmetic (nanoseconds
+/// in 64 bits, ~584 years).
+fn quota(rate: Rate) -> Option<Quota> {
+    // A burst of 0 would refuse every request, forever: read it as "no burst beyond one".
+    let burst = NonZeroU32::new(rate.burst).unwrap_or(NonZeroU32::MIN);
+    let period = Duration::try_from_secs_f64(1.0 / rate.per_second).ok()?;
+    // One interval past the window: the furthest a key's arrival time is ever reckoned.
+    let reach = period.as_nanos().checked_mul(u128::from(burst.get()) + 1)?;
+    u64::try_from(reach).ok()?;
+    Some(Quota::with_period(period)?.allow_burst(burst))
+}
+
+/// The request's instant, as governor's clock: the limiter built for one check starts there and
+/// reads it as its now.
+#[derive(Clone, Copy)]
+struct At(Instant);
+
+impl Clock for At {
+    type Instant = Instant;
+
+    fn now(&self) -> Instant {
+        self.0
+    }
+}
+
+/// The map seen from `now`, as governor wants a key's state: nanoseconds after its limiter's
+/// start, which is `now` (see `At`).
+struct KeysAt<'a> {
+    keys: &'a BoundedMap<String, Instant>,
+    now: Instant,
+}
+
+impl<'a> StateStore for KeysAt<'a> {
+    type Key = &'a str;
+
+    fn measure_and_replace<T, F, E>(&self, key: &&'a str, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        // The shard stays locked from the read to the write: concurrent checks of one key are
+        // decided one after the other, none on a stale arrival time.
+        let mut shard = self.keys.shard(*key);
+        // `get` marks the key as recently used, refused or not: a client hammering away is the
+        // last one the bound would forget. An arrival time already past reads as now, which
+        // governor treats as a fresh key: the full burst again. It never lies further ahead than
+        // one interval past the window, which `quota` makes sure fits in `Nanos`.
+        let ahead = shard.get(*key).map(|tat| Nanos::from(tat.saturating_duration_since(self.now)));
+        let (outcome, next) = f(ahead)?;
+        let tat = self.now + Duration::from_nanos(next.as_u64());
+        match shard.get_mut(*key) {
+            Some(stored) => *stored = tat,
+            // Allocated only for a key seen for the first time (or again after it was
+            // forgotten); beyond the bound, this evicts the shard's least recently used key.
+            None => {
+                shard.insert((*key).to_owned(), tat);
+            }
+        }
+        Ok(outcome)
     }
 }
 
@@ -271,9 +325,31 @@ mod tests {
     }
 
     #[test]
+    #[cfg(debug_assertions)]
     #[should_panic(expected = "per_second must be a positive number")]
     fn an_enabled_limiter_without_a_rate_is_a_configuration_error() {
         limiter(0.0, 10);
+    }
+
+    #[test]
+    fn a_rate_that_means_nothing_has_no_quota() {
+        for per_second in [0.0, -1.0, f64::NAN, f64::INFINITY, f64::MIN_POSITIVE, 1e-12] {
+            assert!(quota(Rate { per_second, burst: 20 }).is_none(), "per_second {per_second}");
+        }
+        let quota = quota(Rate { per_second: 5.0, burst: 20 }).expect("the shipped rate");
+        assert_eq!((quota.replenish_interval(), quota.burst_size().get()), (Duration::from_millis(200), 20));
+    }
+
+    #[test]
+    fn concurrent_checks_of_one_key_allow_exactly_its_burst() {
+        let limiter = limiter(1.0, 20);
+        let now = Instant::now();
+        let allowed: usize = std::thread::scope(|scope| {
+            let threads: Vec<_> =
+                (0..8).map(|_| scope.spawn(|| (0..50).filter(|_| limiter.check("k", now).is_ok()).count())).collect();
+            threads.into_iter().map(|t| t.join().unwrap()).sum()
+        });
+        assert_eq!(allowed, 20);
     }
 
     #[tokio::test]
