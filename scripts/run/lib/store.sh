@@ -3,7 +3,8 @@
 # Sourced by run.sh: defines settings and functions, starts nothing.
 # shellcheck shell=bash disable=SC2034 # MONGO_URL and MONGO_KIND are read by the other files
 
-SECANTUSD="$REPO/.venv/bin/secantusd-py"
+# PAREDAO_SECANTUSD: another command for the stand-in (e.g. one under a memory tracer).
+SECANTUSD="${PAREDAO_SECANTUSD:-$REPO/.venv/bin/secantusd-py}"
 
 # Set by start_mongo (or read back from the stack's stack.env).
 MONGO_URL=""
