@@ -43,6 +43,7 @@
 //! consumer keeping up holds a batch or two; one falling behind soon passes any such bound).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -560,6 +561,19 @@ impl Ctx {
         }
     }
 
+    /// Starts the scenario's steady load; its tally, and the task to hand to `stop_and_drain`.
+    fn start_load(&self, s: Scenario) -> (Arc<Tally>, tokio::task::JoinHandle<()>) {
+        let tally = Tally::new();
+        let load = tokio::spawn(steady::run(
+            self.target.clone(),
+            self.replicas.clone(),
+            self.split.clone(),
+            self.plan(s),
+            tally.clone(),
+        ));
+        (tally, load)
+    }
+
     /// Stops the load, carries the votes in their retries to an answer and waits for the
     /// backlog to drain; how long the load ran, and the total then (`before` if none answered).
     async fn stop_and_drain(&self, tally: &Tally, load: tokio::task::JoinHandle<()>, before: u64) -> (f64, u64) {
@@ -583,14 +597,7 @@ impl Ctx {
         let (a, s) = (&self.args, Scenario::Soak);
         println!("\n== {}: {}", s.name(), s.what());
         let before = self.prepare(s).await?;
-        let tally = Tally::new();
-        let load = tokio::spawn(steady::run(
-            self.target.clone(),
-            self.replicas.clone(),
-            self.split.clone(),
-            self.plan(s),
-            tally.clone(),
-        ));
+        let (tally, load) = self.start_load(s);
         println!(
             "  [{}] load at {} votes/s over {} connections for {} s ({} s warm-up)",
             clock(),
@@ -711,14 +718,7 @@ impl Ctx {
         println!("\n== {}: {}", s.name(), s.what());
         let before = self.prepare(s).await?;
         let dead_before = self.depth("votes.dead").await.ok().map(|d| d.messages);
-        let tally = Tally::new();
-        let load = tokio::spawn(steady::run(
-            self.target.clone(),
-            self.replicas.clone(),
-            self.split.clone(),
-            self.plan(s),
-            tally.clone(),
-        ));
+        let (tally, load) = self.start_load(s);
         println!("  [{}] load at {} votes/s over {} connections ({:?})", clock(), a.rate, a.connections, s.mode());
         tokio::time::sleep(Duration::from_secs(a.lead_secs)).await;
 
