@@ -295,6 +295,24 @@ struct Row {
 }
 
 impl Row {
+    /// The line every scenario prints first: what was accepted and counted, and what went wrong.
+    fn counts(&self) -> String {
+        format!(
+            "{}: accepted {} counted {} duplicates {} lost {} client errors {} {:?}",
+            self.scenario,
+            self.accepted,
+            self.counted,
+            self.duplicates,
+            self.lost,
+            self.client_errors,
+            self.client_errors_by_kind
+        )
+    }
+
+    fn verdict(&self) -> &'static str {
+        if self.ok { "  OK" } else { "  NOT OK" }
+    }
+
     /// A row that measured nothing yet, for the fields a scenario does not fill.
     fn empty(scenario: &str) -> Self {
         Row {
@@ -657,19 +675,7 @@ impl Ctx {
             soak: Some(figures),
             ..Row::empty(s.name())
         };
-        println!(
-            "  {}: accepted {} counted {} duplicates {} lost {} client errors {} {:?} retried {} skipped {}{}",
-            row.scenario,
-            row.accepted,
-            row.counted,
-            row.duplicates,
-            row.lost,
-            row.client_errors,
-            row.client_errors_by_kind,
-            row.retried,
-            row.skipped,
-            if row.ok { "  OK" } else { "  NOT OK" }
-        );
+        println!("  {} retried {} skipped {}{}", row.counts(), row.retried, row.skipped, row.verdict());
         Ok(row)
     }
 
@@ -811,21 +817,15 @@ impl Ctx {
             soak: None,
         };
         println!(
-            "  {}: accepted {} counted {} duplicates {} lost {} client errors {} {:?} recovery {:?} s (accepting {:?}, drained {:?}) retried {} skipped {} dead-lettered {:?}{}",
-            row.scenario,
-            row.accepted,
-            row.counted,
-            row.duplicates,
-            row.lost,
-            row.client_errors,
-            row.client_errors_by_kind,
+            "  {} recovery {:?} s (accepting {:?}, drained {:?}) retried {} skipped {} dead-lettered {:?}{}",
+            row.counts(),
             row.recovery_seconds.map(|r| (r * 10.0).round() / 10.0),
             row.accepting_after_seconds,
             row.drained_after_seconds,
             row.retried,
             row.skipped,
             row.dead_lettered,
-            if row.ok { "  OK" } else { "  NOT OK" }
+            row.verdict()
         );
         Ok(row)
     }
