@@ -43,6 +43,7 @@
 //! consumer keeping up holds a batch or two; one falling behind soon passes any such bound).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -294,6 +295,24 @@ struct Row {
 }
 
 impl Row {
+    /// The line every scenario prints first: what was accepted and counted, and what went wrong.
+    fn counts(&self) -> String {
+        format!(
+            "{}: accepted {} counted {} duplicates {} lost {} client errors {} {:?}",
+            self.scenario,
+            self.accepted,
+            self.counted,
+            self.duplicates,
+            self.lost,
+            self.client_errors,
+            self.client_errors_by_kind
+        )
+    }
+
+    fn verdict(&self) -> &'static str {
+        if self.ok { "  OK" } else { "  NOT OK" }
+    }
+
     /// A row that measured nothing yet, for the fields a scenario does not fill.
     fn empty(scenario: &str) -> Self {
         Row {
@@ -560,6 +579,19 @@ impl Ctx {
         }
     }
 
+    /// Starts the scenario's steady load; its tally, and the task to hand to `stop_and_drain`.
+    fn start_load(&self, s: Scenario) -> (Arc<Tally>, tokio::task::JoinHandle<()>) {
+        let tally = Tally::new();
+        let load = tokio::spawn(steady::run(
+            self.target.clone(),
+            self.replicas.clone(),
+            self.split.clone(),
+            self.plan(s),
+            tally.clone(),
+        ));
+        (tally, load)
+    }
+
     /// Stops the load, carries the votes in their retries to an answer and waits for the
     /// backlog to drain; how long the load ran, and the total then (`before` if none answered).
     async fn stop_and_drain(&self, tally: &Tally, load: tokio::task::JoinHandle<()>, before: u64) -> (f64, u64) {
@@ -583,14 +615,7 @@ impl Ctx {
         let (a, s) = (&self.args, Scenario::Soak);
         println!("\n== {}: {}", s.name(), s.what());
         let before = self.prepare(s).await?;
-        let tally = Tally::new();
-        let load = tokio::spawn(steady::run(
-            self.target.clone(),
-            self.replicas.clone(),
-            self.split.clone(),
-            self.plan(s),
-            tally.clone(),
-        ));
+        let (tally, load) = self.start_load(s);
         println!(
             "  [{}] load at {} votes/s over {} connections for {} s ({} s warm-up)",
             clock(),
@@ -650,19 +675,7 @@ impl Ctx {
             soak: Some(figures),
             ..Row::empty(s.name())
         };
-        println!(
-            "  {}: accepted {} counted {} duplicates {} lost {} client errors {} {:?} retried {} skipped {}{}",
-            row.scenario,
-            row.accepted,
-            row.counted,
-            row.duplicates,
-            row.lost,
-            row.client_errors,
-            row.client_errors_by_kind,
-            row.retried,
-            row.skipped,
-            if row.ok { "  OK" } else { "  NOT OK" }
-        );
+        println!("  {} retried {} skipped {}{}", row.counts(), row.retried, row.skipped, row.verdict());
         Ok(row)
     }
 
@@ -711,14 +724,7 @@ impl Ctx {
         println!("\n== {}: {}", s.name(), s.what());
         let before = self.prepare(s).await?;
         let dead_before = self.depth("votes.dead").await.ok().map(|d| d.messages);
-        let tally = Tally::new();
-        let load = tokio::spawn(steady::run(
-            self.target.clone(),
-            self.replicas.clone(),
-            self.split.clone(),
-            self.plan(s),
-            tally.clone(),
-        ));
+        let (tally, load) = self.start_load(s);
         println!("  [{}] load at {} votes/s over {} connections ({:?})", clock(), a.rate, a.connections, s.mode());
         tokio::time::sleep(Duration::from_secs(a.lead_secs)).await;
 
@@ -811,21 +817,15 @@ impl Ctx {
             soak: None,
         };
         println!(
-            "  {}: accepted {} counted {} duplicates {} lost {} client errors {} {:?} recovery {:?} s (accepting {:?}, drained {:?}) retried {} skipped {} dead-lettered {:?}{}",
-            row.scenario,
-            row.accepted,
-            row.counted,
-            row.duplicates,
-            row.lost,
-            row.client_errors,
-            row.client_errors_by_kind,
+            "  {} recovery {:?} s (accepting {:?}, drained {:?}) retried {} skipped {} dead-lettered {:?}{}",
+            row.counts(),
             row.recovery_seconds.map(|r| (r * 10.0).round() / 10.0),
             row.accepting_after_seconds,
             row.drained_after_seconds,
             row.retried,
             row.skipped,
             row.dead_lettered,
-            if row.ok { "  OK" } else { "  NOT OK" }
+            row.verdict()
         );
         Ok(row)
     }

@@ -18,16 +18,7 @@ cmd_bench() {
     choose_app_ports
     # On two cores one replica (with its two worker threads) may beat two competing ones.
     [[ "${PAREDAO_BENCH_API_REPLICAS:-2}" == 1 ]] && API_PORTS="${API_PORTS%% *}"
-    # Every vote still carries a real, verified, single-use challenge; only the work is trivial
-    # (the server's cost to verify is one hash whatever the difficulty).
-    export APP_CAPTCHA__DIFFICULTY__BASE="${PAREDAO_BENCH_DIFFICULTY:-10}"
-    export APP_CAPTCHA__DIFFICULTY__FREE_PER_WINDOW=4000000000
-    export APP_RATE_LIMIT__ENABLED=false
-    NGINX_VOTE_RATE=1000000r/s
-    NGINX_VOTE_BURST=1000000
-    # paredao-load opens up to 7,000 connections from each of its addresses (127.0.1.N);
-    # limit_conn takes at most 65535.
-    NGINX_REQUESTS_PER_ADDRESS=60000
+    load_generator_settings
     trap 'stop_stack' EXIT
     start_app_stack
     local pids=() name
@@ -41,4 +32,20 @@ cmd_bench() {
     # measures (it reports what is left of them as `client lag`).
     nice -n -10 "$REPO/target/release/paredao-load" --base "http://127.0.0.1:$NGINX_PORT" --paredao paredao-1 \
         --out "$REPO/target/bench" "${pids[@]}" "$@"
+}
+
+# The settings of a stack that paredao-load drives (the bench's and the chaos suite's): every
+# vote still carries a real, verified, single-use challenge; only the work is trivial (the
+# server's cost to verify is one hash whatever the difficulty), and the per-client limits are off
+# (the load generator is a handful of addresses). Exported, so that a component restarted later
+# (`chaos-fault`) gets the same ones.
+load_generator_settings() {
+    export APP_CAPTCHA__DIFFICULTY__BASE="${PAREDAO_BENCH_DIFFICULTY:-10}"
+    export APP_CAPTCHA__DIFFICULTY__FREE_PER_WINDOW=4000000000
+    export APP_RATE_LIMIT__ENABLED=false
+    NGINX_VOTE_RATE=1000000r/s
+    NGINX_VOTE_BURST=1000000
+    # paredao-load opens up to 7,000 connections from each of its addresses (127.0.1.N);
+    # limit_conn takes at most 65535.
+    NGINX_REQUESTS_PER_ADDRESS=60000
 }

@@ -4,24 +4,11 @@
 #   ./run.sh chaos-fault ACTION  one fault on the running chaos stack: kill|stop|start NAME,
 #                                term-all, up, consumers N, alarm on|off
 # Sourced by run.sh, which calls cmd_chaos and cmd_chaos_fault.
-# shellcheck shell=bash disable=SC2034 # the NGINX_* settings are read by lib/nginx.sh
+# shellcheck shell=bash
 
 # ---------------------------------------------------------------------------------------------
 # The fault suite (issue #11)
 # ---------------------------------------------------------------------------------------------
-
-# The chaos stack's settings, the bench's: captcha verified but trivial, per-client limits off
-# (the load generator is one address). Exported, so that a component restarted by
-# `chaos-fault` gets the same ones (and APP_CAPTCHA__EXPIRES_SECS, when set, reaches the APIs).
-chaos_settings() {
-    export APP_CAPTCHA__DIFFICULTY__BASE="${PAREDAO_BENCH_DIFFICULTY:-10}"
-    export APP_CAPTCHA__DIFFICULTY__FREE_PER_WINDOW=4000000000
-    export APP_RATE_LIMIT__ENABLED=false
-    NGINX_VOTE_RATE=1000000r/s
-    NGINX_VOTE_BURST=1000000
-    # nginx's limit_conn takes at most 65535; the suite opens a few hundred connections.
-    NGINX_REQUESTS_PER_ADDRESS=60000
-}
 
 # Its own stack (run/chaos, free ports), then `paredao-load chaos`, which loads it and calls
 # `run.sh chaos-fault` for each fault. Extra arguments go to it (`./run.sh chaos --help`).
@@ -38,7 +25,7 @@ cmd_chaos() {
     rm -rf "$STACK_DIR"
     choose_test_ports
     choose_app_ports
-    chaos_settings
+    load_generator_settings
     trap 'stop_stack' EXIT
     start_app_stack
     log "chaos suite against http://127.0.0.1:$NGINX_PORT (run dir $STACK_DIR)"
@@ -53,7 +40,7 @@ cmd_chaos_fault() {
     use_stack chaos
     [[ -f "$STACK_DIR/stack.env" ]] || die "no chaos stack: start one with ./run.sh chaos"
     load_stack_env
-    chaos_settings
+    load_generator_settings
     local action="$1"
     shift
     case "$action" in

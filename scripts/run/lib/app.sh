@@ -54,15 +54,23 @@ start_consumer() {
 start_one_consumer() {
     local name="$1" port="$2"
     [[ -x "$CONSUMER_BIN" ]] || die "$CONSUMER_BIN not found; run ./run.sh build"
+    start_service "$name" "$port" "$CONSUMER_BIN" APP_CONSUMER__PORT="$port"
+    wait_until "$name" "$READY_TIMEOUT" "$(pid_of "$name")" \
+        http_ok "http://127.0.0.1:$port/health/ready"
+}
+
+# start_service NAME PORT BIN [VAR=VALUE...]: one of our services, with what every one of them
+# is given (the environment's file, the broker, the store, the log sink) and its own variables.
+start_service() {
+    local name="$1" port="$2" bin="$3"
+    shift 3
     start_process "$name" "$port" env \
         APP_ENVIRONMENT="$APP_ENV" \
         APP_BROKER__URL="$(amqp_url)" \
         APP_STORE__URL="$MONGO_URL" \
         APP_TELEMETRY__GELF_ADDRESS="$GRAYLOG_GELF" \
-        APP_CONSUMER__PORT="$port" \
-        "$CONSUMER_BIN"
-    wait_until "$name" "$READY_TIMEOUT" "$(pid_of "$name")" \
-        http_ok "http://127.0.0.1:$port/health/ready"
+        "$@" \
+        "$bin"
 }
 
 # secret NAME: prints the machine's secret NAME (32 random bytes, hex), generating it on first use.
@@ -86,15 +94,10 @@ start_apis() {
     local i=0 port
     for port in $API_PORTS; do
         i=$((i + 1))
-        start_process "api-$i" "$port" env \
-            APP_ENVIRONMENT="$APP_ENV" \
+        start_service "api-$i" "$port" "$API_BIN" \
             APP_APPLICATION__PORT="$port" \
             APP_CAPTCHA__HMAC_KEY="$(captcha_hmac_key)" \
-            APP_ADMIN__TOKEN="$(admin_token)" \
-            APP_TELEMETRY__GELF_ADDRESS="$GRAYLOG_GELF" \
-            APP_BROKER__URL="$(amqp_url)" \
-            APP_STORE__URL="$MONGO_URL" \
-            "$API_BIN"
+            APP_ADMIN__TOKEN="$(admin_token)"
     done
     i=0
     for port in $API_PORTS; do
@@ -105,19 +108,20 @@ start_apis() {
 }
 
 stop_apis() {
-    local file
-    for file in "$PID_DIR"/api-*.pid; do
-        [[ -e "$file" ]] || continue
-        stop_process "$(basename "$file" .pid)"
-    done
+    stop_numbered api
 }
 
 # The consumer and any further ones that start_consumer COUNT started.
 stop_consumer() {
+    stop_numbered consumer
+    stop_process consumer
+}
+
+# stop_numbered PREFIX: every process PREFIX-N of this stack, by its pid file.
+stop_numbered() {
     local file
-    for file in "$PID_DIR"/consumer-*.pid; do
+    for file in "$PID_DIR/$1"-*.pid; do
         [[ -e "$file" ]] || continue
         stop_process "$(basename "$file" .pid)"
     done
-    stop_process consumer
 }
