@@ -26,7 +26,7 @@ use crate::anti_bot::rate_limit::RateLimiter;
 use crate::anti_bot::spent_challenges::{SpentChallenges, spawn_gossip};
 use crate::batcher::{Batcher, BatcherTask};
 use crate::broker_link::BrokerLink;
-use crate::client_id::ClientIds;
+use crate::client::ClientIds;
 use crate::error::ApiError;
 use crate::fault::FaultInjector;
 use crate::header_limit::HeaderLimit;
@@ -93,7 +93,7 @@ impl Application {
         ];
 
         refreshers.push(spawn_gossip(spent.clone(), spent_news, settings.broker.clone(), refreshers_stop.clone()));
-        let anti_bot = Arc::new(AntiBot::new(&settings.captcha, spent)?);
+        let anti_bot = Arc::new(AntiBot::new(&settings.captcha, spent));
         {
             let anti_bot = anti_bot.clone();
             refreshers.push(voting::periodic::spawn_every(

@@ -9,7 +9,7 @@ use crate::anti_bot::AntiBot;
 use crate::anti_bot::rate_limit::RateLimiter;
 use crate::batcher::Batcher;
 use crate::broker_link::BrokerLink;
-use crate::client_id::ClientIds;
+use crate::client::ClientIds;
 use crate::fault::FaultInjector;
 use crate::health::StoreHealth;
 use crate::paredao_cache::ParedaoCache;

@@ -3,6 +3,11 @@
 //! Layers, later ones winning: `configuration/base.yaml`, then `configuration/$APP_ENVIRONMENT.yaml`
 //! (`local` by default; `e2e`, `production` or `container`; the file must exist), then environment variables prefixed `APP_` with `__`
 //! between levels: `APP_APPLICATION__PORT=8081`, `APP_BROKER__URL=amqp://…`.
+//!
+//! What is read is checked before either service starts anything: the captcha mode is a tagged
+//! enum (`external` cannot exist without its provider's settings), the captcha key and the admin
+//! token refuse the examples' placeholder, and the limits are checked (`Settings::check_limits`).
+//! A bad setting fails start-up with one line naming it and the variable that sets it.
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -147,45 +152,156 @@ pub struct TelemetrySettings {
 pub struct AdminSettings {
     /// Bearer token for `/api/admin/*`. Generated on first local run (run/secrets), never
     /// committed; every replica of a deployment shares it.
-    pub token: SecretString,
+    pub token: AdminToken,
 }
 
 impl AdminSettings {
     /// The token, or `None` when the admin endpoints are disabled.
     pub fn token(&self) -> Option<&str> {
-        Some(self.token.expose_secret()).filter(|t| !t.is_empty())
+        self.token.0.as_ref().map(|t| t.expose_secret())
     }
 }
 
-/// Which proof that a person votes the API demands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// `admin.token` as read: empty (the admin endpoints are off) or a token, never the
+/// placeholder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct AdminToken(Option<SecretString>);
+
+impl TryFrom<String> for AdminToken {
+    type Error = SecretNotSet;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        refuse_placeholder("admin.token", "APP_ADMIN__TOKEN", &value)?;
+        Ok(Self(Some(value).filter(|t| !t.is_empty()).map(SecretString::from)))
+    }
+}
+
+impl std::str::FromStr for AdminToken {
+    type Err = SecretNotSet;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.to_string().try_into()
+    }
+}
+
+/// `captcha.hmac_key` as read: never the placeholder. It may be empty where nothing is signed
+/// (the consumer); the API refuses that before it starts (`Settings::check_api_secrets`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct HmacKey(SecretString);
+
+impl TryFrom<String> for HmacKey {
+    type Error = SecretNotSet;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        refuse_placeholder("captcha.hmac_key", "APP_CAPTCHA__HMAC_KEY", &value)?;
+        Ok(Self(value.into()))
+    }
+}
+
+impl std::str::FromStr for HmacKey {
+    type Err = SecretNotSet;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.to_string().try_into()
+    }
+}
+
+impl HmacKey {
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+/// Which proof that a person votes the API demands, with what each needs: `captcha.mode` and,
+/// for `external`, `captcha.external` (refused at start when missing, so never missing here).
+#[derive(Debug, Clone)]
 pub enum CaptchaMode {
     /// No check at all: for load tests of the pipeline alone, never in production.
     Off,
-    /// ALTCHA proof of work, verified here (one hash), single-use across replicas.
+    /// ALTCHA proof of work, verified here (one hash), single-use across replicas. Its work and
+    /// lifetime are `captcha.difficulty` and `captcha.expires_secs`.
     Altcha,
-    /// hCaptcha, Turnstile or reCAPTCHA, verified against the provider's siteverify endpoint
-    /// (`captcha.external`).
+    /// hCaptcha, Turnstile or reCAPTCHA, verified against the provider's siteverify endpoint.
+    External(ExternalCaptchaSettings),
+}
+
+impl CaptchaMode {
+    /// The label used in logs and the readiness answer.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CaptchaMode::Off => "off",
+            CaptchaMode::Altcha => "altcha",
+            CaptchaMode::External(_) => "external",
+        }
+    }
+}
+
+/// `captcha.mode` as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ModeName {
+    Off,
+    Altcha,
     External,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "CaptchaFile")]
 pub struct CaptchaSettings {
     pub mode: CaptchaMode,
-    /// Signs the challenges. Generated on first local run (run/local/secrets), never committed;
-    /// every replica of a deployment must share it.
-    pub hmac_key: SecretString,
+    /// Signs the challenges and the client cookies, whatever the mode. Generated on first local
+    /// run (run/local/secrets), never committed; every replica of a deployment must share it.
+    pub hmac_key: HmacKey,
     /// How long a challenge may be solved and spent.
     pub expires_secs: u64,
     /// Spent challenges one API replica remembers, at most (~40 bytes each). Beyond it the
     /// ones nearest their expiry are forgotten first; a replay of one is accepted by the API
     /// and then not counted by the store.
-    pub spent_remembered_max: std::num::NonZeroUsize,
+    pub spent_remembered_max: NonZeroUsize,
     pub difficulty: DifficultySettings,
-    /// Required with `mode: external`.
+}
+
+/// The `captcha` keys as the files and variables write them: the mode's name, and the external
+/// provider's settings beside it, required with `mode: external` (ignored otherwise).
+#[derive(Deserialize)]
+struct CaptchaFile {
+    mode: ModeName,
+    hmac_key: HmacKey,
+    expires_secs: u64,
+    spent_remembered_max: NonZeroUsize,
+    difficulty: DifficultySettings,
     #[serde(default)]
-    pub external: Option<ExternalCaptchaSettings>,
+    external: Option<ExternalCaptchaSettings>,
+}
+
+impl TryFrom<CaptchaFile> for CaptchaSettings {
+    type Error = String;
+
+    fn try_from(file: CaptchaFile) -> Result<Self, Self::Error> {
+        let mode = match (file.mode, file.external) {
+            (ModeName::Off, _) => CaptchaMode::Off,
+            (ModeName::Altcha, _) => CaptchaMode::Altcha,
+            (ModeName::External, Some(external)) => {
+                check_secret("captcha.external.secret", "APP_CAPTCHA__EXTERNAL__SECRET", &external.secret)
+                    .map_err(|e| e.to_string())?;
+                CaptchaMode::External(external)
+            }
+            (ModeName::External, None) => {
+                return Err("captcha.mode is external but captcha.external is not set: set \
+                            APP_CAPTCHA__EXTERNAL__PROVIDER and APP_CAPTCHA__EXTERNAL__SECRET"
+                    .into());
+            }
+        };
+        Ok(Self {
+            mode,
+            hmac_key: file.hmac_key,
+            expires_secs: file.expires_secs,
+            spent_remembered_max: file.spent_remembered_max,
+            difficulty: file.difficulty,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -270,75 +386,125 @@ pub struct SecretNotSet {
     pub problem: &'static str,
 }
 
-/// One secret setting: its name, its variable, its value, and whether it may be empty.
-struct SecretSetting<'a> {
-    setting: &'static str,
-    variable: &'static str,
-    value: &'a SecretString,
-    required: bool,
+/// The placeholder is refused wherever a secret is read, set or not.
+fn refuse_placeholder(setting: &'static str, variable: &'static str, value: &str) -> Result<(), SecretNotSet> {
+    if value.trim() == PLACEHOLDER_SECRET {
+        return Err(SecretNotSet { setting, variable, problem: "the placeholder 'change-me'" });
+    }
+    Ok(())
 }
 
-impl SecretSetting<'_> {
-    fn check(&self) -> Result<(), SecretNotSet> {
-        let value = self.value.expose_secret().trim();
-        let problem = if value == PLACEHOLDER_SECRET {
-            "the placeholder 'change-me'"
-        } else if value.is_empty() && self.required {
-            "not set"
-        } else {
-            return Ok(());
-        };
-        Err(SecretNotSet { setting: self.setting, variable: self.variable, problem })
+/// A secret that must be set: neither empty nor the placeholder.
+fn check_secret(setting: &'static str, variable: &'static str, value: &SecretString) -> Result<(), SecretNotSet> {
+    let value = value.expose_secret();
+    refuse_placeholder(setting, variable, value)?;
+    if value.trim().is_empty() {
+        return Err(SecretNotSet { setting, variable, problem: "not set" });
     }
+    Ok(())
 }
 
 impl Settings {
     /// The API's secrets: the captcha key (it signs challenges and client cookies, whatever the
-    /// mode), the provider secret in `external` mode, the admin token (empty: the admin
-    /// endpoints are off), the broker and store URLs (they carry credentials). Checked before
-    /// anything connects.
+    /// mode; the placeholder is refused when read, but only the API needs it set), the broker
+    /// and store URLs (they carry credentials). Checked before anything connects.
     pub fn check_api_secrets(&self) -> Result<(), SecretNotSet> {
-        let mut secrets = self.shared_secrets(true);
-        if let (CaptchaMode::External, Some(external)) = (self.captcha.mode, &self.captcha.external) {
-            secrets.push(SecretSetting {
-                setting: "captcha.external.secret",
-                variable: "APP_CAPTCHA__EXTERNAL__SECRET",
-                value: &external.secret,
-                required: true,
-            });
-        }
-        secrets.iter().try_for_each(SecretSetting::check)
+        check_secret("captcha.hmac_key", "APP_CAPTCHA__HMAC_KEY", &self.captcha.hmac_key.0)?;
+        self.check_consumer_secrets()
     }
 
     /// The consumer's: the broker and store URLs. It signs nothing, so the captcha key and admin
-    /// token may be unset, but a placeholder in them says the deployment's Secret was never
-    /// filled in, and is refused all the same.
+    /// token may be unset (a placeholder in them is refused when they are read, for both
+    /// services: it says the deployment's Secret was never filled in).
     pub fn check_consumer_secrets(&self) -> Result<(), SecretNotSet> {
-        self.shared_secrets(false).iter().try_for_each(SecretSetting::check)
+        check_secret("broker.url", "APP_BROKER__URL", &self.broker.url)?;
+        check_secret("store.url", "APP_STORE__URL", &self.store.url)
     }
+}
 
-    fn shared_secrets(&self, signs: bool) -> Vec<SecretSetting<'_>> {
-        vec![
-            SecretSetting {
-                setting: "captcha.hmac_key",
-                variable: "APP_CAPTCHA__HMAC_KEY",
-                value: &self.captcha.hmac_key,
-                required: signs,
-            },
-            SecretSetting {
-                setting: "admin.token",
-                variable: "APP_ADMIN__TOKEN",
-                value: &self.admin.token,
-                required: false,
-            },
-            SecretSetting {
-                setting: "broker.url",
-                variable: "APP_BROKER__URL",
-                value: &self.broker.url,
-                required: true,
-            },
-            SecretSetting { setting: "store.url", variable: "APP_STORE__URL", value: &self.store.url, required: true },
-        ]
+/// A setting whose value cannot work: names it, what it is, what it must be, and the variable
+/// that sets it, in one line.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("{setting} is {value}, but it must be {rule}: set {}", variable_of(setting))]
+pub struct InvalidSetting {
+    pub setting: &'static str,
+    pub value: String,
+    pub rule: String,
+}
+
+/// `rate_limit.challenges.burst` → `APP_RATE_LIMIT__CHALLENGES__BURST`.
+fn variable_of(setting: &str) -> String {
+    format!("APP_{}", setting.to_uppercase().replace('.', "__"))
+}
+
+/// One check: `value` must pass `valid`, described by `rule`.
+fn require<T: std::fmt::Display>(
+    setting: &'static str,
+    value: T,
+    rule: impl Into<String>,
+    valid: impl FnOnce(&T) -> bool,
+) -> Result<(), InvalidSetting> {
+    if valid(&value) {
+        return Ok(());
+    }
+    Err(InvalidSetting { setting, value: value.to_string(), rule: rule.into() })
+}
+
+fn at_least_one<T: std::fmt::Display + PartialOrd + From<u8>>(
+    setting: &'static str,
+    value: T,
+) -> Result<(), InvalidSetting> {
+    require(setting, value, "at least 1", |v| *v >= T::from(1))
+}
+
+fn a_positive_rate(setting: &'static str, per_second: f64) -> Result<(), InvalidSetting> {
+    require(setting, per_second, "a positive number", |v| v.is_finite() && *v > 0.0)
+}
+
+impl Settings {
+    /// The limits, checked once when read, so that whatever is built from them can trust them:
+    /// a zero refresh period would panic in a timer, a zero queue capacity in its channel, a
+    /// rate of 0 in the rate limiter, a difficulty base above its max would be silently capped.
+    fn check_limits(&self) -> Result<(), InvalidSetting> {
+        let app = &self.application;
+        at_least_one("application.body_limit_bytes", app.body_limit_bytes)?;
+        at_least_one("application.paredoes_refresh_ms", app.paredoes_refresh_ms)?;
+        at_least_one("application.results_refresh_ms", app.results_refresh_ms)?;
+
+        let batcher = &self.batcher;
+        at_least_one("batcher.max_votes", batcher.max_votes)?;
+        at_least_one("batcher.max_in_flight", batcher.max_in_flight)?;
+        at_least_one("batcher.queue_capacity", batcher.queue_capacity)?;
+        at_least_one("batcher.confirm_timeout_ms", batcher.confirm_timeout_ms)?;
+
+        // RabbitMQ reads a prefetch of 0 as "no limit".
+        at_least_one("consumer.prefetch", self.consumer.prefetch)?;
+        at_least_one("consumer.max_messages_per_write", self.consumer.max_messages_per_write)?;
+
+        let queue_type = self.broker.queue_type.as_str();
+        require("broker.queue_type", queue_type, "classic or quorum", |t| matches!(*t, "classic" | "quorum"))?;
+
+        let captcha = &self.captcha;
+        // A day at most: beyond that a challenge is not a fresh proof of anything.
+        require("captcha.expires_secs", captcha.expires_secs, "between 1 and 86400", |s| (1..=86_400).contains(s))?;
+        let difficulty = &captcha.difficulty;
+        at_least_one("captcha.difficulty.base", difficulty.base)?;
+        let at_least_base = format!("at least captcha.difficulty.base ({})", difficulty.base);
+        require("captcha.difficulty.max", difficulty.max, at_least_base, |m| *m >= difficulty.base)?;
+        at_least_one("captcha.difficulty.window_secs", difficulty.window_secs)?;
+        require("captcha.difficulty.growth", difficulty.growth, "a number above 1", |g| g.is_finite() && *g > 1.0)?;
+        if let CaptchaMode::External(external) = &captcha.mode {
+            at_least_one("captcha.external.timeout_ms", external.timeout_ms)?;
+            if let Some(score) = external.min_score {
+                require("captcha.external.min_score", score, "between 0 and 1", |s| (0.0..=1.0).contains(s))?;
+            }
+        }
+
+        let limits = &self.rate_limit;
+        a_positive_rate("rate_limit.per_second", limits.per_second)?;
+        at_least_one("rate_limit.burst", limits.burst)?;
+        a_positive_rate("rate_limit.challenges.per_second", limits.challenges.per_second)?;
+        at_least_one("rate_limit.challenges.burst", limits.challenges.burst)
     }
 }
 
@@ -433,12 +599,26 @@ fn configuration_from(variables: Option<config::Map<String, String>>) -> Result<
     // Every variable stays a string (no `try_parsing`: it would turn a token made of digits
     // into a number and drop its leading zeros); the fields that take lists from a variable
     // split it themselves (`ip_net::list`).
-    config::Config::builder()
+    let settings = config::Config::builder()
         .add_source(config::File::from(dir.join("base.yaml")))
         .add_source(config::File::from(layer))
         .add_source(config::Environment::with_prefix("APP").prefix_separator("_").separator("__").source(variables))
         .build()?
-        .try_deserialize()
+        .try_deserialize::<Settings>()
+        .map_err(one_line)?;
+    settings.check_limits().map_err(|e| config::ConfigError::Message(e.to_string()))?;
+    Ok(settings)
+}
+
+/// The config crate adds "for key `captcha.hmac_key`" to an error raised while reading that
+/// key; our own messages already start with the setting's name, so the suffix only repeats it.
+fn one_line(error: config::ConfigError) -> config::ConfigError {
+    match error {
+        config::ConfigError::At { error, key: Some(key), .. } if matches!(&*error, config::ConfigError::Message(m) if m.starts_with(&key)) => {
+            *error
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -498,54 +678,144 @@ mod tests {
         assert_eq!(settings.captcha.hmac_key(), "0123456789");
     }
 
-    fn with_secrets(hmac_key: &str, admin_token: &str) -> Settings {
+    /// The one line start-up would fail with, given these variables.
+    fn error_of(pairs: &[(&str, &str)]) -> String {
+        match from_variables(pairs) {
+            Ok(_) => panic!("{pairs:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn with_key(hmac_key: &str) -> Settings {
         let mut settings = get_configuration().expect("parses");
-        settings.captcha.hmac_key = hmac_key.to_string().into();
-        settings.admin.token = admin_token.to_string().into();
+        settings.captcha.hmac_key = hmac_key.parse().expect("not the placeholder");
         settings
     }
 
     #[test]
-    fn the_api_refuses_a_placeholder_or_missing_captcha_key_and_a_placeholder_token() {
-        let refused = |s: Settings| s.check_api_secrets().unwrap_err().to_string();
+    fn the_placeholder_is_refused_when_the_captcha_key_or_the_admin_token_is_read() {
         assert_eq!(
-            refused(with_secrets("change-me", "")),
+            error_of(&[("APP_CAPTCHA__HMAC_KEY", "change-me")]),
             "captcha.hmac_key is the placeholder 'change-me': set APP_CAPTCHA__HMAC_KEY"
         );
-        assert_eq!(refused(with_secrets("", "")), "captcha.hmac_key is not set: set APP_CAPTCHA__HMAC_KEY");
         assert_eq!(
-            refused(with_secrets("a-real-key", "change-me")),
+            error_of(&[("APP_ADMIN__TOKEN", " change-me ")]),
             "admin.token is the placeholder 'change-me': set APP_ADMIN__TOKEN"
         );
-        let mut placeholder_url = with_secrets("a-real-key", "");
+        // Both services read them: the consumer refuses a Secret never filled in as well.
+        assert!("change-me".parse::<HmacKey>().is_err() && "change-me".parse::<AdminToken>().is_err());
+        // An empty admin token is how the admin endpoints are turned off.
+        let off = from_variables(&[("APP_ADMIN__TOKEN", "")]).expect("parses");
+        assert_eq!(off.admin.token(), None);
+    }
+
+    #[test]
+    fn the_api_refuses_a_missing_captcha_key_and_placeholder_urls() {
+        let refused = |s: Settings| s.check_api_secrets().unwrap_err().to_string();
+        assert_eq!(refused(with_key("")), "captcha.hmac_key is not set: set APP_CAPTCHA__HMAC_KEY");
+        assert_eq!(refused(with_key("  ")), "captcha.hmac_key is not set: set APP_CAPTCHA__HMAC_KEY");
+        let mut placeholder_url = with_key("a-real-key");
         placeholder_url.broker.url = "change-me".to_string().into();
         assert!(refused(placeholder_url).starts_with("broker.url is the placeholder"));
-        // An empty admin token is how the admin endpoints are turned off.
-        assert_eq!(with_secrets("a-real-key", "").check_api_secrets(), Ok(()));
-        assert_eq!(with_secrets("a-real-key", "a-real-token").check_api_secrets(), Ok(()));
+        assert_eq!(with_key("a-real-key").check_api_secrets(), Ok(()));
+        let mut with_token = with_key("a-real-key");
+        with_token.admin.token = "a-real-token".parse().expect("a token");
+        assert_eq!(with_token.check_api_secrets(), Ok(()));
+    }
+
+    const EXTERNAL: [(&str, &str); 2] =
+        [("APP_CAPTCHA__MODE", "external"), ("APP_CAPTCHA__EXTERNAL__PROVIDER", "turnstile")];
+
+    fn external(more: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        EXTERNAL.iter().chain(more).copied().collect()
     }
 
     #[test]
-    fn the_external_providers_secret_is_required_in_external_mode() {
-        let mut settings = with_secrets("a-real-key", "");
-        settings.captcha.mode = CaptchaMode::External;
-        settings.captcha.external = Some(ExternalCaptchaSettings {
-            provider: Provider::Turnstile,
-            secret: "change-me".to_string().into(),
-            verify_url: None,
-            min_score: None,
-            timeout_ms: 1000,
-        });
-        assert_eq!(settings.check_api_secrets().unwrap_err().setting, "captcha.external.secret");
+    fn the_external_mode_is_read_with_its_provider_and_secret_or_not_at_all() {
+        let settings = from_variables(&external(&[("APP_CAPTCHA__EXTERNAL__SECRET", "s3cret")])).expect("parses");
+        let CaptchaMode::External(provider) = &settings.captcha.mode else {
+            panic!("{:?}", settings.captcha.mode);
+        };
+        assert_eq!((provider.provider, provider.timeout_ms), (Provider::Turnstile, 3000));
+        assert_eq!(settings.captcha.mode.name(), "external");
+
+        assert_eq!(
+            error_of(&[("APP_CAPTCHA__MODE", "external")]),
+            "captcha.mode is external but captcha.external is not set: set APP_CAPTCHA__EXTERNAL__PROVIDER and \
+             APP_CAPTCHA__EXTERNAL__SECRET"
+        );
+        assert_eq!(
+            error_of(&external(&[("APP_CAPTCHA__EXTERNAL__SECRET", "change-me")])),
+            "captcha.external.secret is the placeholder 'change-me': set APP_CAPTCHA__EXTERNAL__SECRET"
+        );
+        assert_eq!(
+            error_of(&external(&[("APP_CAPTCHA__EXTERNAL__SECRET", "")])),
+            "captcha.external.secret is not set: set APP_CAPTCHA__EXTERNAL__SECRET"
+        );
+        // Another mode ignores the provider's settings, as it always has.
+        let mut off = external(&[("APP_CAPTCHA__EXTERNAL__SECRET", "s3cret")]);
+        off[0] = ("APP_CAPTCHA__MODE", "off");
+        assert!(matches!(from_variables(&off).expect("parses").captcha.mode, CaptchaMode::Off));
     }
 
     #[test]
-    fn the_consumer_needs_no_captcha_key_but_refuses_placeholders() {
-        assert_eq!(with_secrets("", "").check_consumer_secrets(), Ok(()));
-        assert_eq!(with_secrets("change-me", "").check_consumer_secrets().unwrap_err().setting, "captcha.hmac_key");
-        let mut settings = with_secrets("", "");
+    fn the_consumer_needs_no_captcha_key_but_refuses_placeholder_urls() {
+        assert_eq!(with_key("").check_consumer_secrets(), Ok(()));
+        let mut settings = with_key("");
         settings.store.url = " change-me ".to_string().into();
         assert_eq!(settings.check_consumer_secrets().unwrap_err().setting, "store.url");
+    }
+
+    #[test]
+    fn a_limit_that_cannot_work_fails_in_one_line_naming_the_setting_and_its_variable() {
+        assert_eq!(
+            error_of(&[("APP_RATE_LIMIT__CHALLENGES__BURST", "0")]),
+            "rate_limit.challenges.burst is 0, but it must be at least 1: set APP_RATE_LIMIT__CHALLENGES__BURST"
+        );
+        assert_eq!(
+            error_of(&[("APP_CAPTCHA__DIFFICULTY__MAX", "10")]),
+            "captcha.difficulty.max is 10, but it must be at least captcha.difficulty.base (100000): set \
+             APP_CAPTCHA__DIFFICULTY__MAX"
+        );
+        for (variable, value, setting) in [
+            ("APP_APPLICATION__BODY_LIMIT_BYTES", "0", "application.body_limit_bytes"),
+            ("APP_APPLICATION__PAREDOES_REFRESH_MS", "0", "application.paredoes_refresh_ms"),
+            ("APP_APPLICATION__RESULTS_REFRESH_MS", "0", "application.results_refresh_ms"),
+            ("APP_BATCHER__MAX_VOTES", "0", "batcher.max_votes"),
+            ("APP_BATCHER__MAX_IN_FLIGHT", "0", "batcher.max_in_flight"),
+            ("APP_BATCHER__QUEUE_CAPACITY", "0", "batcher.queue_capacity"),
+            ("APP_BATCHER__CONFIRM_TIMEOUT_MS", "0", "batcher.confirm_timeout_ms"),
+            ("APP_CONSUMER__PREFETCH", "0", "consumer.prefetch"),
+            ("APP_CONSUMER__MAX_MESSAGES_PER_WRITE", "0", "consumer.max_messages_per_write"),
+            ("APP_BROKER__QUEUE_TYPE", "qorum", "broker.queue_type"),
+            ("APP_CAPTCHA__EXPIRES_SECS", "0", "captcha.expires_secs"),
+            ("APP_CAPTCHA__EXPIRES_SECS", "86401", "captcha.expires_secs"),
+            ("APP_CAPTCHA__DIFFICULTY__BASE", "0", "captcha.difficulty.base"),
+            ("APP_CAPTCHA__DIFFICULTY__WINDOW_SECS", "0", "captcha.difficulty.window_secs"),
+            ("APP_CAPTCHA__DIFFICULTY__GROWTH", "1", "captcha.difficulty.growth"),
+            ("APP_CAPTCHA__DIFFICULTY__GROWTH", "NaN", "captcha.difficulty.growth"),
+            ("APP_RATE_LIMIT__PER_SECOND", "0", "rate_limit.per_second"),
+            ("APP_RATE_LIMIT__PER_SECOND", "-5", "rate_limit.per_second"),
+            ("APP_RATE_LIMIT__BURST", "0", "rate_limit.burst"),
+            ("APP_RATE_LIMIT__CHALLENGES__PER_SECOND", "0", "rate_limit.challenges.per_second"),
+        ] {
+            let error = error_of(&[(variable, value)]);
+            assert!(error.starts_with(&format!("{setting} is {value}, but it must be ")), "{error}");
+            assert!(error.ends_with(&format!(": set {variable}")) && !error.contains('\n'), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_external_providers_limits_are_checked_in_external_mode() {
+        let with = |variable, value| error_of(&external(&[("APP_CAPTCHA__EXTERNAL__SECRET", "s"), (variable, value)]));
+        assert_eq!(
+            with("APP_CAPTCHA__EXTERNAL__TIMEOUT_MS", "0"),
+            "captcha.external.timeout_ms is 0, but it must be at least 1: set APP_CAPTCHA__EXTERNAL__TIMEOUT_MS"
+        );
+        assert_eq!(
+            with("APP_CAPTCHA__EXTERNAL__MIN_SCORE", "1.5"),
+            "captcha.external.min_score is 1.5, but it must be between 0 and 1: set APP_CAPTCHA__EXTERNAL__MIN_SCORE"
+        );
     }
 
     #[test]

@@ -65,8 +65,8 @@ pub fn test_settings() -> Settings {
     s.broker.queue = format!("votes-test-{unique}");
     s.store.url = mongo_url().into();
     s.store.database = format!("paredao_test_{unique}");
-    s.captcha.hmac_key = format!("test-{unique}").into();
-    s.admin.token = "test-admin-token".to_string().into();
+    s.captcha.hmac_key = format!("test-{unique}").parse().expect("not the placeholder");
+    s.admin.token = "test-admin-token".parse().expect("not the placeholder");
     // Trivial work: tests solve many challenges; the check costs the same at any difficulty.
     s.captcha.difficulty.base = 200;
     s.captcha.difficulty.max = 2_000;

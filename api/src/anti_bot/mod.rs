@@ -16,7 +16,6 @@ pub mod external_captcha;
 pub mod rate_limit;
 pub mod spent_challenges;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,18 +23,25 @@ use chrono::Utc;
 use voting::configuration::{CaptchaMode, CaptchaSettings};
 use voting::paredao::ParedaoId;
 
-use crate::client_id::ClientId;
+use crate::client::Client;
 use altcha::{Altcha, CaptchaRejection, ChallengeView};
 use difficulty::{ClientKey, Difficulty};
 use external_captcha::{ExternalCaptcha, ExternalCaptchaError};
 use spent_challenges::{Spend, SpentChallenges};
 
+/// The policy in force, with what it needs: the provider's client exists exactly in `external`
+/// mode.
+enum Policy {
+    Off,
+    Altcha,
+    External(ExternalCaptcha),
+}
+
 pub struct AntiBot {
-    mode: CaptchaMode,
+    policy: Policy,
     altcha: Altcha,
     difficulty: Difficulty,
     spent: Arc<SpentChallenges>,
-    external: Option<ExternalCaptcha>,
 }
 
 /// Why a vote's proof was not checked or not accepted.
@@ -46,55 +52,36 @@ pub enum AntiBotError {
     ProviderUnavailable,
 }
 
-/// Who is asking, as far as the API can tell: the address (behind nginx, the forwarded one) and
-/// the browser's id, if its cookie is one we issued.
-#[derive(Debug, Clone)]
-pub struct Client {
-    pub ip: IpAddr,
-    /// `ip` as text: the rate limiter's key.
-    pub address: String,
-    pub cookie: Option<ClientId>,
-}
-
-impl Client {
-    pub fn new(ip: IpAddr, cookie: Option<ClientId>) -> Self {
-        Self { ip, address: ip.to_string(), cookie }
-    }
-}
-
 impl AntiBot {
-    /// # Errors
-    /// When `mode: external` has no `captcha.external` settings.
-    pub fn new(settings: &CaptchaSettings, spent: Arc<SpentChallenges>) -> anyhow::Result<Self> {
-        let external = match (settings.mode, &settings.external) {
-            (CaptchaMode::External, Some(e)) => Some(ExternalCaptcha::new(e.clone())),
-            (CaptchaMode::External, None) => anyhow::bail!("captcha.mode is external but captcha.external is not set"),
-            _ => None,
+    pub fn new(settings: &CaptchaSettings, spent: Arc<SpentChallenges>) -> Self {
+        let policy = match &settings.mode {
+            CaptchaMode::Off => Policy::Off,
+            CaptchaMode::Altcha => Policy::Altcha,
+            CaptchaMode::External(external) => Policy::External(ExternalCaptcha::new(external.clone())),
         };
-        Ok(Self {
-            mode: settings.mode,
+        Self {
+            policy,
             altcha: Altcha::new(settings.hmac_key(), settings.expires_secs),
             difficulty: Difficulty::new(settings.difficulty.clone()),
             spent,
-            external,
-        })
+        }
     }
 
     pub fn name(&self) -> &'static str {
-        match self.mode {
-            CaptchaMode::Off => "off",
-            CaptchaMode::Altcha => "altcha",
-            CaptchaMode::External => "external",
+        match self.policy {
+            Policy::Off => "off",
+            Policy::Altcha => "altcha",
+            Policy::External(_) => "external",
         }
     }
 
     /// A challenge for `client` to solve before voting in `paredao`; `None` when none is needed.
     pub fn challenge(&self, paredao: &ParedaoId, client: &Client) -> Option<ChallengeView> {
-        match self.mode {
-            CaptchaMode::Off | CaptchaMode::External => None,
-            CaptchaMode::Altcha => {
+        match self.policy {
+            Policy::Off | Policy::External(_) => None,
+            Policy::Altcha => {
                 let address = ClientKey::Address(client.ip);
-                let max_number = match client.cookie {
+                let max_number = match client.id() {
                     Some(id) => self.difficulty.next(&[address, ClientKey::Cookie(id)], Instant::now()),
                     None => self.difficulty.next(&[address], Instant::now()),
                 };
@@ -112,17 +99,16 @@ impl AntiBot {
         solution: Option<&str>,
         client_ip: Option<std::net::IpAddr>,
     ) -> Result<Option<Spend>, AntiBotError> {
-        match self.mode {
-            CaptchaMode::Off => Ok(None),
-            CaptchaMode::Altcha => {
+        match &self.policy {
+            Policy::Off => Ok(None),
+            Policy::Altcha => {
                 let solved = self.altcha.verify(paredao, solution).map_err(AntiBotError::Rejected)?;
                 match self.spent.spend(solved.challenge_id, solved.expires_at) {
                     Some(spend) => Ok(Some(spend)),
                     None => Err(AntiBotError::Rejected(CaptchaRejection::AlreadyUsed)),
                 }
             }
-            CaptchaMode::External => {
-                let external = self.external.as_ref().expect("built with external settings");
+            Policy::External(external) => {
                 external.verify(solution, client_ip).await.map(|()| None).map_err(|e| match e {
                     ExternalCaptchaError::Missing => AntiBotError::Rejected(CaptchaRejection::Missing),
                     ExternalCaptchaError::Rejected(_) => AntiBotError::Rejected(CaptchaRejection::ProviderRejected),
@@ -134,7 +120,7 @@ impl AntiBot {
 
     /// Whether replays refused elsewhere are refused here too (only `altcha` needs the news).
     pub fn hears_spends(&self) -> bool {
-        self.mode != CaptchaMode::Altcha || self.spent.is_listening()
+        !matches!(self.policy, Policy::Altcha) || self.spent.is_listening()
     }
 
     /// How many spent challenges this replica knows of (its own and those it heard of).

@@ -1,9 +1,9 @@
 //! SRE-only switches, behind a bearer token: the deliberate error path.
 
 use axum::Json;
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::HeaderMap;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
@@ -18,18 +18,28 @@ pub struct FaultSetting {
     pub vote_error_ratio: f64,
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = state.admin_token.as_deref() else {
-        return Err(ApiError::NotFound("/api/admin (disabled: no admin token configured)".into()));
-    };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    // Compared in constant time: the token must not leak through response timing.
-    match given {
-        Some(g) if bool::from(g.as_bytes().ct_eq(token.as_bytes())) => Ok(()),
-        _ => Err(ApiError::Unauthorized),
+/// A request carrying the admin bearer token. Taken before the body, so that nobody else gets
+/// as far as having it read. Without a token configured the admin endpoints do not exist (404);
+/// with one, anything but that token is 401.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(token) = state.admin_token.as_deref() else {
+            return Err(ApiError::NotFound("/api/admin (disabled: no admin token configured)".into()));
+        };
+        let given = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        // Compared in constant time: the token must not leak through response timing.
+        match given {
+            Some(g) if bool::from(g.as_bytes().ct_eq(token.as_bytes())) => Ok(Admin),
+            _ => Err(ApiError::Unauthorized),
+        }
     }
 }
 
@@ -42,8 +52,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
     )
 )]
-pub async fn get_fault(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<FaultSetting>, ApiError> {
-    authorize(&state, &headers)?;
+pub async fn get_fault(_admin: Admin, State(state): State<AppState>) -> Result<Json<FaultSetting>, ApiError> {
     Ok(Json(FaultSetting { vote_error_ratio: state.fault.ratio() }))
 }
 
@@ -61,11 +70,10 @@ pub async fn get_fault(State(state): State<AppState>, headers: HeaderMap) -> Res
     )
 )]
 pub async fn put_fault(
+    _admin: Admin,
     State(state): State<AppState>,
-    headers: HeaderMap,
     body: Result<Json<FaultSetting>, JsonRejection>,
 ) -> Result<Json<FaultSetting>, ApiError> {
-    authorize(&state, &headers)?;
     let Json(setting) = body?;
     if !(0.0..=1.0).contains(&setting.vote_error_ratio) {
         return Err(ApiError::BadRequest {

@@ -10,11 +10,34 @@ pub mod votes;
 
 use std::sync::Arc;
 
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use voting::paredao::{Paredao, ParedaoState};
+use voting::paredao::{Paredao, ParedaoState, ParticipantId};
+use voting::tally::ParedaoCounts;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// The paredão a read names in its path (`/api/paredoes/{paredao_id}…`), found: the paredão,
+/// its results and its statistics take it as an argument, after their `ReadSlot`. The vote and
+/// the challenge look theirs up by hand, after the checks that must come first.
+pub struct NamedParedao(pub Arc<Paredao>);
+
+impl FromRequestParts<AppState> for NamedParedao {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        find_paredao(state, &id).map(Self).map_err(IntoResponse::into_response)
+    }
+}
+
+/// A participant's votes in `counts` (none before the first is counted).
+pub(crate) fn votes_for(counts: Option<&ParedaoCounts>, participant: &ParticipantId) -> u64 {
+    counts.and_then(|c| c.by_participant.get(participant)).copied().unwrap_or(0)
+}
 
 /// A paredão by id, or `current` for the one a viewer arriving now should see.
 pub(crate) fn find_paredao(state: &AppState, id: &str) -> Result<Arc<Paredao>, ApiError> {

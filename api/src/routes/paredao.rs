@@ -1,14 +1,12 @@
 use axum::Json;
-use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use voting::paredao::{Paredao, ParedaoId, ParedaoState, Participant};
 
-use super::{find_paredao, state_now};
+use super::{NamedParedao, state_now};
 use crate::admission::ReadSlot;
-use crate::error::{ApiError, ErrorBody};
-use crate::state::AppState;
+use crate::error::ErrorBody;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ParedaoView {
@@ -44,11 +42,6 @@ impl From<&Paredao> for ParedaoView {
         (status = 503, description = "`overloaded`: the replica is answering as many reads as it may; try again after Retry-After", body = ErrorBody),
     )
 )]
-pub async fn get_paredao(
-    _slot: ReadSlot,
-    State(state): State<AppState>,
-    Path(paredao_id): Path<String>,
-) -> Result<Json<ParedaoView>, ApiError> {
-    let p = find_paredao(&state, &paredao_id)?;
-    Ok(Json(ParedaoView::from(p.as_ref())))
+pub async fn get_paredao(_slot: ReadSlot, NamedParedao(paredao): NamedParedao) -> Json<ParedaoView> {
+    Json(ParedaoView::from(paredao.as_ref()))
 }

@@ -1,5 +1,5 @@
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
@@ -8,9 +8,9 @@ use utoipa::ToSchema;
 use voting::paredao::{ParedaoId, ParedaoState, ParticipantId};
 use voting::tally::percentages;
 
-use super::{find_paredao, state_now};
+use super::{NamedParedao, state_now, votes_for};
 use crate::admission::ReadSlot;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ErrorBody;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,16 +46,11 @@ pub struct ParticipantShare {
 pub async fn get_results(
     _slot: ReadSlot,
     State(state): State<AppState>,
-    Path(paredao_id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let paredao = find_paredao(&state, &paredao_id)?;
+    NamedParedao(paredao): NamedParedao,
+) -> impl IntoResponse {
     let snapshot = state.results.snapshot();
     let counts = snapshot.counts.get(&paredao.id);
-    let votes: Vec<u64> = paredao
-        .participants
-        .iter()
-        .map(|p| counts.and_then(|c| c.by_participant.get(&p.id)).copied().unwrap_or(0))
-        .collect();
+    let votes: Vec<u64> = paredao.participants.iter().map(|p| votes_for(counts, &p.id)).collect();
     let participants = paredao
         .participants
         .iter()
@@ -68,5 +63,5 @@ pub async fn get_results(
         participants,
         updated_at: snapshot.taken_at,
     };
-    Ok(([(header::CACHE_CONTROL, "public, max-age=1")], Json(view)))
+    ([(header::CACHE_CONTROL, "public, max-age=1")], Json(view))
 }

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
@@ -9,9 +9,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use voting::paredao::{ParedaoId, ParedaoState, ParticipantId};
 
-use super::{find_paredao, state_now};
+use super::{NamedParedao, state_now, votes_for};
 use crate::admission::ReadSlot;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ErrorBody;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,19 +59,14 @@ pub struct HourVotes {
 pub async fn get_stats(
     _slot: ReadSlot,
     State(state): State<AppState>,
-    Path(paredao_id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let paredao = find_paredao(&state, &paredao_id)?;
+    NamedParedao(paredao): NamedParedao,
+) -> impl IntoResponse {
     let snapshot = state.results.snapshot();
     let counts = snapshot.counts.get(&paredao.id);
     let participants: Vec<ParticipantVotes> = paredao
         .participants
         .iter()
-        .map(|p| ParticipantVotes {
-            id: p.id.clone(),
-            name: p.name.clone(),
-            votes: counts.and_then(|c| c.by_participant.get(&p.id)).copied().unwrap_or(0),
-        })
+        .map(|p| ParticipantVotes { id: p.id.clone(), name: p.name.clone(), votes: votes_for(counts, &p.id) })
         .collect();
     let hourly = counts
         .map(|c| {
@@ -98,5 +93,5 @@ pub async fn get_stats(
         hourly,
         updated_at: snapshot.taken_at,
     };
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(view)))
+    ([(header::CACHE_CONTROL, "no-store")], Json(view))
 }

@@ -1,22 +1,19 @@
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum_extra::extract::CookieJar;
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use voting::paredao::{ParedaoId, ParedaoState, ParticipantId};
 use voting::vote::Vote;
 
-use super::challenge::client_of;
 use super::find_paredao;
 use crate::admission::VoteSlot;
-use crate::anti_bot::Client;
 use crate::anti_bot::altcha::ChallengeView;
+use crate::client::Client;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -70,12 +67,9 @@ pub async fn cast_vote(
     _slot: VoteSlot,
     State(state): State<AppState>,
     Path(paredao_id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    jar: CookieJar,
+    client: Client,
     body: Result<Json<VoteRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<VoteAccepted>), ApiError> {
-    let client = client_of(&state, &headers, peer, &jar);
     let outcome = accept(&state, &paredao_id, &client, body).await;
     // Accepted votes are counted by the batcher when the broker confirms them.
     if let Err(e) = &outcome {
@@ -115,8 +109,7 @@ async fn accept(
         paredao: paredao.id.to_string(),
         participant: request.participant_id.clone(),
     })?;
-    let ip = client.address.parse().ok();
-    let spent = state.anti_bot.check(&paredao.id, request.captcha.as_deref(), ip).await?;
+    let spent = state.anti_bot.check(&paredao.id, request.captcha.as_deref(), Some(client.ip)).await?;
 
     let mut vote = Vote::new(paredao.id.clone(), participant.id.clone(), now);
     if let Some(spend) = &spent {

@@ -73,7 +73,7 @@ async fn forged_tampered_expired_foreign_and_missing_solutions_are_refused_with_
     let number = altcha_number(&challenge);
 
     // Signed with another key: a forgery.
-    settings.captcha.hmac_key = "not-the-servers-key".to_string().into();
+    settings.captcha.hmac_key = "not-the-servers-key".parse().unwrap();
     let forger = api::anti_bot::altcha::Altcha::new(settings.captcha.hmac_key(), 300);
     let forged = forger.challenge(&voting::paredao::ParedaoId::parse(OPEN).unwrap(), 500, chrono::Utc::now());
     // The salt moved to another paredão: the signature no longer matches.

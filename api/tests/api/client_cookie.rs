@@ -78,7 +78,7 @@ async fn a_forged_or_foreign_cookie_is_replaced_and_never_stored() {
     forged[0] = if forged[0] == b'0' { b'1' } else { b'0' };
     let forged = String::from_utf8(forged).unwrap();
     // Signed, but by another deployment's key.
-    let (_, foreign) = api::client_id::ClientIds::new("another-deployment").issue();
+    let (_, foreign) = api::client::ClientIds::new("another-deployment").issue();
 
     for (i, value) in [&forged, &foreign, &"0".repeat(64), &"not even hex".to_string()].into_iter().enumerate() {
         for _ in 0..10 {

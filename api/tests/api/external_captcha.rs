@@ -40,8 +40,7 @@ async fn fake_siteverify() -> (String, Seen) {
 async fn with_an_external_captcha_each_vote_is_checked_with_the_provider() {
     let (url, seen) = fake_siteverify().await;
     let mut settings = test_settings();
-    settings.captcha.mode = CaptchaMode::External;
-    settings.captcha.external = Some(ExternalCaptchaSettings {
+    settings.captcha.mode = CaptchaMode::External(ExternalCaptchaSettings {
         provider: Provider::Hcaptcha,
         secret: "provider-secret".to_string().into(),
         verify_url: Some(url),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use api::anti_bot::difficulty::{ClientKey, Difficulty};
 use api::anti_bot::rate_limit::RateLimiter;
-use api::client_id::ClientIds;
+use api::client::ClientIds;
 
 fn resident_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux");

@@ -12,6 +12,7 @@
 //! challenge request. Those are bounded by the challenge rate limit per address and, whatever
 //! the number of addresses, by the difficulty map's own bound.
 
+use axum_extra::extract::cookie::{Cookie, SameSite};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -56,6 +57,18 @@ impl ClientIds {
         value.push_str(&hex::encode(id.0));
         value.push_str(&hex::encode(&self.tag(&id)[..TAG_BYTES]));
         (id, value)
+    }
+
+    /// A fresh id, as the `Set-Cookie` that hands it over: for the whole site, out of scripts'
+    /// reach, sent along on navigations from elsewhere (Lax) and kept across browser restarts.
+    pub fn fresh_cookie(&self) -> Cookie<'static> {
+        let (_, value) = self.issue();
+        let mut cookie = Cookie::new(CLIENT_COOKIE, value);
+        cookie.set_path("/");
+        cookie.set_http_only(true);
+        cookie.set_same_site(SameSite::Lax);
+        cookie.make_permanent();
+        cookie
     }
 
     /// The id in `value`, when it is one we issued.
