@@ -7,10 +7,6 @@ pub mod batcher;
 pub mod bounded_map;
 pub mod broker_link;
 pub mod client;
-// The cookie's old path, for `anti_bot/difficulty.rs`, which is being rewritten elsewhere; drop
-// once it imports `crate::client::ClientId`.
-#[doc(hidden)]
-pub use client::cookie as client_id;
 pub mod error;
 pub mod fault;
 pub mod header_limit;

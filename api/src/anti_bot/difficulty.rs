@@ -12,7 +12,7 @@ use std::time::Instant;
 use voting::configuration::DifficultySettings;
 
 use crate::bounded_map::BoundedMap;
-use crate::client_id::ClientId;
+use crate::client::ClientId;
 
 /// What a client is known by. Fixed size (an address, or an id we issued), so an entry costs the
 /// same whatever the client sent: ~120 bytes with the map's own share, measured at the bound by
@@ -118,7 +118,7 @@ mod tests {
     }
 
     fn cookie(i: u8) -> ClientKey {
-        ClientKey::Cookie(crate::client_id::ClientIds::new(&format!("k{i}")).issue().0)
+        ClientKey::Cookie(crate::client::ClientIds::new(&format!("k{i}")).issue().0)
     }
 
     #[test]
