@@ -1,5 +1,6 @@
 //! The API's connection to RabbitMQ: one confirm-mode channel, kept alive by a supervisor that
-//! reconnects with backoff. While it is down, `channel()` is `None` and votes answer 503.
+//! reconnects with backoff (`voting::reconnect`). While it is down, `channel()` is `None` and
+//! votes answer 503.
 //!
 //! Flow control: when RabbitMQ raises a memory or disk alarm it sends `connection.blocked` and
 //! stops reading from publishing connections, so a publish would wait as long as the alarm
@@ -17,9 +18,10 @@ use futures::future::BoxFuture;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, Event};
 use tokio_util::sync::CancellationToken;
-use voting::backoff::Backoff;
 use voting::broker::{self, Topology};
 use voting::configuration::BrokerSettings;
+use voting::health::Dependency;
+use voting::reconnect::{self, Session};
 use voting::vote::VoteBatch;
 
 use crate::batcher::{BatchSink, Confirm, PublishError};
@@ -32,6 +34,8 @@ pub struct BrokerLink {
     blocked: AtomicBool,
     /// The longest a publish may take to be handed to the connection.
     publish_timeout: Duration,
+    /// Connected, as the supervisor last saw it (readiness asks the channel itself).
+    connected: Dependency,
 }
 
 /// How often the supervisor looks at the connection; a lost connection is noticed within this.
@@ -50,10 +54,14 @@ impl BrokerLink {
             settings,
             channel: RwLock::new(None),
             blocked: AtomicBool::new(false),
+            connected: Dependency::new().metered("paredao_broker_connected"),
             publish_timeout,
         });
         metrics::gauge!("paredao_broker_blocked").set(0.0);
-        let task = tokio::spawn(link.clone().supervise(stop));
+        let task = {
+            let link = link.clone();
+            tokio::spawn(async move { reconnect::supervise(&*link, &stop).await })
+        };
         (link, task)
     }
 
@@ -81,43 +89,7 @@ impl BrokerLink {
     }
 
     fn set_channel(&self, channel: Option<Channel>) {
-        metrics::gauge!("paredao_broker_connected").set(if channel.is_some() { 1.0 } else { 0.0 });
         *self.channel.write().expect("lock") = channel;
-    }
-
-    async fn supervise(self: Arc<Self>, stop: CancellationToken) {
-        let mut backoff = Backoff::default();
-        let mut failures: u64 = 0;
-        while !stop.is_cancelled() {
-            match self.open().await {
-                Ok((connection, channel)) => {
-                    backoff.reset();
-                    tracing::info!(queue = %self.topology.queue, "connected to RabbitMQ");
-                    failures = 0;
-                    self.set_channel(Some(channel.clone()));
-                    let stopped = self.watch(&connection, &channel, &stop).await;
-                    self.set_channel(None);
-                    // A new connection starts unblocked; the broker says so again if it is not.
-                    self.set_blocked(false, "");
-                    if stopped {
-                        let _ = connection.close(200, "api shutting down".into()).await;
-                        return;
-                    }
-                    tracing::error!("lost the connection to RabbitMQ; votes answer 503 until it is back");
-                }
-                Err(e) => {
-                    // Loud at the start of an outage and then once a minute or so, not every retry.
-                    failures += 1;
-                    if failures == 1 || failures.is_multiple_of(12) {
-                        tracing::error!(error = %e, failures, "cannot connect to RabbitMQ; retrying");
-                    }
-                }
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
-            }
-        }
     }
 
     /// Returns true when stopped on purpose, false when the connection or channel died.
@@ -142,13 +114,51 @@ impl BrokerLink {
             }
         }
     }
+}
 
-    async fn open(&self) -> lapin::Result<(Connection, Channel)> {
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("RabbitMQ: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("the connection or its channel closed")]
+    Lost,
+}
+
+/// The supervisor's view: one confirm-mode channel on a connection of its own.
+impl Session for &BrokerLink {
+    type Connection = (Connection, Channel);
+    type Error = LinkError;
+    const CANNOT_CONNECT: &'static str = "cannot connect to RabbitMQ; retrying";
+    const LOST: &'static str = "lost the connection to RabbitMQ; votes answer 503 until it is back";
+
+    fn health(&self) -> &Dependency {
+        &self.connected
+    }
+
+    async fn connect(&mut self) -> Result<(Connection, Channel), LinkError> {
         let connection = broker::connect(&self.settings, "paredao-api").await?;
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         self.topology.declare(&channel).await?;
         Ok((connection, channel))
+    }
+
+    async fn serve(
+        &mut self,
+        (connection, channel): (Connection, Channel),
+        stop: &CancellationToken,
+    ) -> Result<(), LinkError> {
+        tracing::info!(queue = %self.topology.queue, "connected to RabbitMQ");
+        self.set_channel(Some(channel.clone()));
+        let stopped = self.watch(&connection, &channel, stop).await;
+        self.set_channel(None);
+        // A new connection starts unblocked; the broker says so again if it is not.
+        self.set_blocked(false, "");
+        if !stopped {
+            return Err(LinkError::Lost);
+        }
+        let _ = connection.close(200, "api shutting down".into()).await;
+        Ok(())
     }
 }
 

@@ -1,25 +1,13 @@
 //! What readiness is made of: the broker link's state and whether the last contact with the
 //! store succeeded (the background refreshers are the probes, so `/health/ready` costs nothing).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use voting::health::Dependency;
 
-#[derive(Default)]
-pub struct StoreHealth {
-    reachable: AtomicBool,
-}
+/// The store, as the refreshers last found it.
+pub type StoreHealth = Dependency;
 
-impl StoreHealth {
-    pub fn record(&self, ok: bool) {
-        let was = self.reachable.swap(ok, Ordering::Relaxed);
-        if was && !ok {
-            tracing::error!("the store is unreachable; results go stale and readiness fails");
-        } else if !was && ok {
-            tracing::info!("the store is reachable");
-        }
-        metrics::gauge!("paredao_store_reachable").set(if ok { 1.0 } else { 0.0 });
-    }
-
-    pub fn is_reachable(&self) -> bool {
-        self.reachable.load(Ordering::Relaxed)
-    }
+pub fn store_health() -> StoreHealth {
+    Dependency::new()
+        .metered("paredao_store_reachable")
+        .logged("the store is unreachable; results go stale and readiness fails", Some("the store is reachable"))
 }

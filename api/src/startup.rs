@@ -30,7 +30,6 @@ use crate::client::ClientIds;
 use crate::error::ApiError;
 use crate::fault::FaultInjector;
 use crate::header_limit::HeaderLimit;
-use crate::health::StoreHealth;
 use crate::openapi::{ApiDoc, SPEC_PATH};
 use crate::paredao_cache::ParedaoCache;
 use crate::results_cache::ResultsCache;
@@ -61,7 +60,7 @@ impl Application {
         let metrics = voting::metrics_exporter::prometheus_handle();
         // Connecting is lazy: a store that is down at start-up only delays readiness.
         let store = Store::connect(&settings.store).await?;
-        let store_health = Arc::new(StoreHealth::default());
+        let store_health = Arc::new(crate::health::store_health());
 
         let broker_stop = CancellationToken::new();
         let (broker, broker_task) = BrokerLink::start(
@@ -175,7 +174,10 @@ pub fn router(state: AppState, body_limit: usize, header_limit: HeaderLimit) -> 
         .routes(routes!(routes::challenge::get_challenge))
         .routes(routes!(routes::results::get_results))
         .routes(routes!(routes::stats::get_stats))
-        .routes(routes!(routes::health::live))
+        .merge(voting::health::router(state.metrics.clone(), {
+            let admission = state.admission.clone();
+            move || admission.publish_gauges()
+        }))
         .routes(routes!(routes::health::ready))
         .routes(routes!(routes::admin::get_fault, routes::admin::put_fault))
         .split_for_parts();
@@ -187,7 +189,6 @@ pub fn router(state: AppState, body_limit: usize, header_limit: HeaderLimit) -> 
         .build_pair();
 
     api_router
-        .route("/metrics", axum::routing::get(routes::health::metrics))
         .merge(SwaggerUi::new("/swagger").url(SPEC_PATH, spec))
         .fallback(not_found)
         // After every route: it applies to the routes already there.

@@ -63,7 +63,7 @@ impl Consumer {
             let (store, status) = (self.store.clone(), self.status.clone());
             voting::periodic::spawn_every(STORE_PROBE_INTERVAL, stop.clone(), move || {
                 let (store, status) = (store.clone(), status.clone());
-                async move { status.set_store(store.ping().await.is_ok()) }
+                async move { status.store.record(store.ping().await.is_ok()) }
             })
         };
         let janitor = {

@@ -30,12 +30,14 @@ use lapin::options::{
     ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{Channel, Confirmation};
+use lapin::{Channel, Confirmation, Connection};
 use tokio_util::sync::CancellationToken;
 use voting::backoff::Backoff;
 use voting::broker::{self, Topology};
 use voting::configuration::{BrokerSettings, ConsumerSettings};
+use voting::health::Dependency;
 use voting::paredao::{Paredao, ParedaoId};
+use voting::reconnect::{self, Session};
 use voting::store::{Applied, Store, StoreError};
 use voting::vote::VoteBatch;
 
@@ -72,7 +74,7 @@ const RELOAD_PAREDOES_AFTER: Duration = Duration::from_secs(1);
 const ATTEMPTS_WHILE_REACHABLE: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
-enum SessionError {
+pub enum SessionError {
     #[error("RabbitMQ: {0}")]
     Broker(#[from] lapin::Error),
     #[error("the broker closed the consumer")]
@@ -110,39 +112,20 @@ impl Worker {
     /// Consumes until `stop` is cancelled, reconnecting whenever the broker goes away. On stop
     /// it finishes (writes and acks) the messages it holds, then closes.
     pub async fn run(&self, stop: CancellationToken) {
-        let mut backoff = Backoff::default();
-        let mut failures: u64 = 0;
-        while !stop.is_cancelled() {
-            match self.session(&stop, &mut backoff).await {
-                Ok(()) => break,
-                Err(e) => {
-                    self.status.set_broker(false);
-                    failures += 1;
-                    if failures == 1 || failures.is_multiple_of(12) {
-                        tracing::error!(error = %e, failures, "consuming from RabbitMQ failed; reconnecting");
-                    }
-                }
-            }
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
-            }
-        }
-        self.status.set_broker(false);
+        reconnect::supervise(self, &stop).await;
         tracing::info!("consumer stopped");
     }
 
-    async fn session(&self, stop: &CancellationToken, backoff: &mut Backoff) -> Result<(), SessionError> {
+    /// A connection consuming the queue, with a channel for dead letters.
+    async fn open(&self) -> Result<Consuming, SessionError> {
         let connection = broker::connect(&self.broker, "paredao-consumer").await?;
         let channel = connection.create_channel().await?;
         channel.basic_qos(self.consumer.prefetch, BasicQosOptions::default()).await?;
         self.topology.declare(&channel).await?;
-        // Dead letters are published (with their reason) on a confirm-mode channel of their
-        // own, and the original is acked only once the broker holds the copy.
         let dead_letters = connection.create_channel().await?;
         dead_letters.confirm_select(ConfirmSelectOptions::default()).await?;
         let tag = format!("paredao-consumer-{}", uuid::Uuid::new_v4());
-        let mut deliveries = channel
+        let deliveries = channel
             .basic_consume(
                 self.topology.queue.as_str().into(),
                 tag.as_str().into(),
@@ -153,10 +136,14 @@ impl Worker {
         if let Err(e) = self.store.ensure_indexes().await {
             tracing::warn!(error = %e, "could not create the store's indexes yet");
         }
-        self.status.set_broker(true);
-        backoff.reset();
-        tracing::info!(queue = %self.topology.queue, prefetch = self.consumer.prefetch, "consuming votes");
+        Ok(Consuming { connection, channel, dead_letters, tag, deliveries })
+    }
 
+    /// Takes messages `max_messages_per_write` at a time (waiting at most `max_wait_ms` after
+    /// the first) and counts them, until `stop`; then stops taking them and closes.
+    async fn consume(&self, session: Consuming, stop: &CancellationToken) -> Result<(), SessionError> {
+        let Consuming { connection, channel, dead_letters, tag, mut deliveries } = session;
+        tracing::info!(queue = %self.topology.queue, prefetch = self.consumer.prefetch, "consuming votes");
         let max_messages = self.consumer.max_messages_per_write.max(1);
         let max_wait = Duration::from_millis(self.consumer.max_wait_ms);
         loop {
@@ -267,13 +254,13 @@ impl Worker {
         loop {
             let e = match self.store.apply(batches).await {
                 Ok(applied) => {
-                    self.status.set_store(true);
+                    self.status.store.record(true);
                     return Written::Applied(applied);
                 }
                 Err(e) => e,
             };
             let reachable = self.store.ping().await.is_ok();
-            self.status.set_store(reachable);
+            self.status.store.record(reachable);
             if reachable && !e.is_transient() {
                 attempts_while_reachable += 1;
                 if e.is_permanent() || attempts_while_reachable >= ATTEMPTS_WHILE_REACHABLE {
@@ -362,5 +349,36 @@ impl Worker {
                 delivery.nack(BasicNackOptions { requeue: false, ..Default::default() }).await.map(drop)
             }
         }
+    }
+}
+
+/// A connection consuming the vote queue.
+pub struct Consuming {
+    connection: Connection,
+    channel: Channel,
+    /// Dead letters are published (with their reason) on a confirm-mode channel of their own,
+    /// and the original is acked only once the broker holds the copy.
+    dead_letters: Channel,
+    /// This consumer's tag, to cancel it by.
+    tag: String,
+    deliveries: lapin::Consumer,
+}
+
+impl Session for &Worker {
+    type Connection = Consuming;
+    type Error = SessionError;
+    const CANNOT_CONNECT: &'static str = "consuming from RabbitMQ failed; reconnecting";
+    const LOST: &'static str = "consuming from RabbitMQ failed; reconnecting";
+
+    fn health(&self) -> &Dependency {
+        &self.status.broker
+    }
+
+    async fn connect(&mut self) -> Result<Consuming, SessionError> {
+        self.open().await
+    }
+
+    async fn serve(&mut self, session: Consuming, stop: &CancellationToken) -> Result<(), SessionError> {
+        self.consume(session, stop).await
     }
 }

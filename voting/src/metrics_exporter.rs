@@ -2,8 +2,10 @@
 //! API's axum-prometheus layer and our own counters write to it, and `/metrics` renders it.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
 
 /// Latency buckets from 50 µs to 10 s: the API answers most requests in well under a
 /// millisecond, which the usual 5 ms lowest bucket would hide.
@@ -43,14 +45,14 @@ pub fn prometheus_handle() -> PrometheusHandle {
 }
 
 /// Histograms keep their samples until rendered; drain them on a timer so memory stays flat
-/// between scrapes, on the runtime that installed the recorder.
+/// between scrapes, on the runtime that installed the recorder. Never stopped: the recorder
+/// lives as long as the process.
 fn spawn_upkeep(handle: PrometheusHandle) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-    runtime.spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            handle.run_upkeep();
-        }
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    crate::periodic::spawn_every(Duration::from_secs(5), CancellationToken::new(), move || {
+        handle.run_upkeep();
+        std::future::ready(())
     });
 }

@@ -29,20 +29,22 @@
 //! uses).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::BasicProperties;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
 use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use voting::backoff::Backoff;
+use tracing::Level;
+use voting::broker::Topology;
 use voting::challenge_key::ChallengeKey;
 use voting::configuration::BrokerSettings;
+use voting::health::Dependency;
+use voting::reconnect::{self, Session};
 
 use crate::bounded_map::lock;
 
@@ -60,7 +62,7 @@ pub struct SpentChallenges {
     /// This replica's id in its news.
     me: u64,
     /// Subscribed to the other replicas' news (readiness waits for it).
-    listening: AtomicBool,
+    listening: Dependency,
 }
 
 /// One announcement: challenges spent, with the unix second each expires at.
@@ -119,7 +121,7 @@ impl SpentChallenges {
         let buckets = (wanted * 8 / 7).next_power_of_two();
         let per_shard = if buckets / 8 * 7 <= wanted { buckets / 8 * 7 } else { buckets / 16 * 7 }.max(1);
         let me = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default()) | 1;
-        (Arc::new(Self { shards, per_shard, news, me, listening: AtomicBool::new(false) }), outbox)
+        (Arc::new(Self { shards, per_shard, news, me, listening: Dependency::new() }), outbox)
     }
 
     fn shard(&self, key: Key) -> &Mutex<HashMap<Key, u32>> {
@@ -168,7 +170,7 @@ impl SpentChallenges {
     }
 
     pub fn is_listening(&self) -> bool {
-        self.listening.load(Ordering::Relaxed)
+        self.listening.is_up()
     }
 
     pub fn len(&self) -> usize {
@@ -210,93 +212,121 @@ fn make_room(shard: &mut HashMap<Key, u32>, now_unix: u32, bound: usize) {
     metrics::counter!("paredao_captcha_spent_forgotten_early_total").increment((bound - bound / 2) as u64);
 }
 
+/// How often expired ids are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(5);
+
 /// Publishes this replica's spends and learns the others', reconnecting with backoff; purges
 /// expired ids every few seconds. Runs until `stop`.
 pub fn spawn_gossip(
     spent: Arc<SpentChallenges>,
-    mut outbox: mpsc::UnboundedReceiver<(ChallengeKey, i64)>,
+    outbox: mpsc::UnboundedReceiver<(ChallengeKey, i64)>,
     broker: BrokerSettings,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    let purger = {
+        let spent = spent.clone();
+        voting::periodic::spawn_every(PURGE_EVERY, stop.clone(), move || {
+            spent.purge(chrono::Utc::now().timestamp());
+            std::future::ready(())
+        })
+    };
+    let gossip = Gossip { topology: Topology::new(&broker), broker, spent, outbox, pending: Vec::new() };
     tokio::spawn(async move {
-        let topology = voting::broker::Topology::new(&broker);
-        let mut backoff = Backoff::default();
-        let mut purge = tokio::time::interval(Duration::from_secs(5));
-        let mut pending: Vec<(ChallengeKey, i64)> = Vec::new();
-        while !stop.is_cancelled() {
-            let session = async {
-                let connection = voting::broker::connect(&broker, "paredao-api-spent").await?;
-                let channel = connection.create_channel().await?;
-                let queue = topology.listen_to_spent(&channel).await?;
-                let mut incoming = channel
-                    .basic_consume(
-                        queue,
-                        "".into(),
-                        BasicConsumeOptions { no_ack: true, ..Default::default() },
-                        FieldTable::default(),
-                    )
-                    .await?;
-                backoff.reset();
-                spent.listening.store(true, Ordering::Relaxed);
-                let mut last_sent = tokio::time::Instant::now() - GOSSIP_LINGER;
-                // Set while spends wait for the next slot to be announced in.
-                let mut deadline: Option<tokio::time::Instant> = None;
-                loop {
-                    let publish_now = tokio::select! {
-                        _ = stop.cancelled() => return Ok::<(), lapin::Error>(()),
-                        _ = purge.tick() => { spent.purge(chrono::Utc::now().timestamp()); false }
-                        n = outbox.recv_many(&mut pending, 1000) => {
-                            if n == 0 { return Ok(()); }
-                            // After a quiet spell at once; under load at most once per linger.
-                            let slot = last_sent + GOSSIP_LINGER;
-                            if tokio::time::Instant::now() >= slot { true } else { deadline = Some(slot); false }
-                        }
-                        _ = async { if let Some(d) = deadline { tokio::time::sleep_until(d).await } }, if deadline.is_some() => true,
-                        delivery = incoming.next() => {
-                            let Some(delivery) = delivery else { return Err(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed))) };
-                            if let Ok(news) = serde_json::from_slice::<SpentNews>(&delivery?.data)
-                                && news.from != spent.me
-                            {
-                                for (id, exp) in news.ids { spent.learn(id, exp); }
-                            }
-                            false
-                        }
-                    };
-                    if publish_now {
-                        while let Ok(more) = outbox.try_recv() {
-                            pending.push(more);
-                        }
-                        deadline = None;
-                        if !pending.is_empty() {
-                            last_sent = tokio::time::Instant::now();
-                            let body =
-                                serde_json::to_vec(&SpentNews { from: spent.me, ids: std::mem::take(&mut pending) })
-                                    .expect("serializes");
-                            channel
-                                .basic_publish(
-                                    topology.spent_exchange.as_str().into(),
-                                    "".into(),
-                                    BasicPublishOptions::default(),
-                                    &body,
-                                    BasicProperties::default(),
-                                )
-                                .await?;
-                        }
+        reconnect::supervise(gossip, &stop).await;
+        let _ = purger.await;
+    })
+}
+
+/// The news of spent challenges, both ways, on a connection of its own.
+struct Gossip {
+    broker: BrokerSettings,
+    topology: Topology,
+    spent: Arc<SpentChallenges>,
+    outbox: mpsc::UnboundedReceiver<(ChallengeKey, i64)>,
+    /// Spends received from the outbox and not yet announced.
+    pending: Vec<(ChallengeKey, i64)>,
+}
+
+impl Session for Gossip {
+    type Connection = (Connection, Channel, lapin::Consumer);
+    type Error = lapin::Error;
+    const CANNOT_CONNECT: &'static str = "spent-challenge gossip lost its broker connection; reconnecting";
+    const LOST: &'static str = "spent-challenge gossip lost its broker connection; reconnecting";
+    // The publishing link logs the same outage at ERROR.
+    const LEVEL: Level = Level::WARN;
+
+    fn health(&self) -> &Dependency {
+        &self.spent.listening
+    }
+
+    async fn connect(&mut self) -> lapin::Result<(Connection, Channel, lapin::Consumer)> {
+        let connection = voting::broker::connect(&self.broker, "paredao-api-spent").await?;
+        let channel = connection.create_channel().await?;
+        let queue = self.topology.listen_to_spent(&channel).await?;
+        let incoming = channel
+            .basic_consume(
+                queue,
+                "".into(),
+                BasicConsumeOptions { no_ack: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await?;
+        Ok((connection, channel, incoming))
+    }
+
+    async fn serve(
+        &mut self,
+        // The connection is held for as long as the session runs.
+        (_connection, channel, mut incoming): (Connection, Channel, lapin::Consumer),
+        stop: &CancellationToken,
+    ) -> lapin::Result<()> {
+        let spent = &self.spent;
+        let mut last_sent = tokio::time::Instant::now() - GOSSIP_LINGER;
+        // Set while spends wait for the next slot to be announced in.
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let publish_now = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                n = self.outbox.recv_many(&mut self.pending, 1000) => {
+                    if n == 0 { return Ok(()); }
+                    // After a quiet spell at once; under load at most once per linger.
+                    let slot = last_sent + GOSSIP_LINGER;
+                    if tokio::time::Instant::now() >= slot { true } else { deadline = Some(slot); false }
+                }
+                _ = async { if let Some(d) = deadline { tokio::time::sleep_until(d).await } }, if deadline.is_some() => true,
+                delivery = incoming.next() => {
+                    let Some(delivery) = delivery else { return Err(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed))) };
+                    if let Ok(news) = serde_json::from_slice::<SpentNews>(&delivery?.data)
+                        && news.from != spent.me
+                    {
+                        for (id, exp) in news.ids { spent.learn(id, exp); }
                     }
+                    false
                 }
             };
-            let ended = session.await;
-            spent.listening.store(false, Ordering::Relaxed);
-            match ended {
-                Ok(()) => return,
-                Err(e) => tracing::warn!(error = %e, "spent-challenge gossip lost its broker connection; reconnecting"),
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            if publish_now {
+                while let Ok(more) = self.outbox.try_recv() {
+                    self.pending.push(more);
+                }
+                deadline = None;
+                if !self.pending.is_empty() {
+                    last_sent = tokio::time::Instant::now();
+                    let body =
+                        serde_json::to_vec(&SpentNews { from: spent.me, ids: std::mem::take(&mut self.pending) })
+                            .expect("serializes");
+                    channel
+                        .basic_publish(
+                            self.topology.spent_exchange.as_str().into(),
+                            "".into(),
+                            BasicPublishOptions::default(),
+                            &body,
+                            BasicProperties::default(),
+                        )
+                        .await?;
+                }
             }
         }
-    })
+    }
 }
 
 #[cfg(test)]

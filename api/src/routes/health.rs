@@ -1,6 +1,9 @@
+//! `/health/ready`: what the API needs to take votes. `/health/live` and `/metrics` are the
+//! same in both services (`voting::health`).
+
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -24,12 +27,6 @@ pub struct Readiness {
     pub spent_challenges_known: usize,
 }
 
-/// The process is up. Says nothing about its dependencies.
-#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, description = "Alive")))]
-pub async fn live() -> impl IntoResponse {
-    Json(serde_json::json!({ "status": "alive" }))
-}
-
 /// Ready to accept votes: connected to the broker and not blocked by it, the store answering, the paredões loaded,
 /// hearing of the challenges other replicas spend.
 #[utoipa::path(
@@ -39,7 +36,7 @@ pub async fn live() -> impl IntoResponse {
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let broker_connected = state.broker.is_connected();
     let broker_blocked = state.broker.is_blocked();
-    let store_reachable = state.store_health.is_reachable();
+    let store_reachable = state.store_health.is_up();
     let paredoes_loaded = state.paredoes.is_loaded();
     let spent_news_subscribed = state.anti_bot.hears_spends();
     let ready = broker_connected && !broker_blocked && store_reachable && paredoes_loaded && spent_news_subscribed;
@@ -57,10 +54,4 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
             spent_challenges_known: state.anti_bot.spent_known(),
         }),
     )
-}
-
-/// Prometheus metrics, text exposition format.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    state.admission.publish_gauges();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

@@ -4,5 +4,6 @@
 mod crash;
 mod delivery;
 mod helpers;
+mod http;
 mod store;
 mod store_crash;
