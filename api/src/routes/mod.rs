@@ -17,8 +17,21 @@ use chrono::Utc;
 use voting::paredao::{Paredao, ParedaoState, ParticipantId};
 use voting::tally::ParedaoCounts;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
+
+/// What a read of a named paredão (the paredão, its results, its statistics) answers besides its
+/// 200, written once for the OpenAPI spec.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only its derive is used: the handlers answer through `ApiError`
+pub enum ReadRefusals {
+    /// No such paredão
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// `overloaded`: the replica is answering as many reads as it may; try again after Retry-After
+    #[response(status = 503)]
+    Overloaded(ErrorBody),
+}
 
 /// The paredão a read names in its path (`/api/paredoes/{paredao_id}…`), found: the paredão,
 /// its results and its statistics take it as an argument, after their `ReadSlot`. The vote and

@@ -4,9 +4,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use voting::paredao::{Paredao, ParedaoId, ParedaoState, Participant};
 
-use super::{NamedParedao, state_now};
+use super::{NamedParedao, ReadRefusals, state_now};
 use crate::admission::ReadSlot;
-use crate::error::ErrorBody;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ParedaoView {
@@ -38,8 +37,7 @@ impl From<&Paredao> for ParedaoView {
     params(("paredao_id" = String, Path, description = "A paredão id, or `current`", example = "current")),
     responses(
         (status = 200, description = "The paredão", body = ParedaoView),
-        (status = 404, description = "No such paredão", body = ErrorBody),
-        (status = 503, description = "`overloaded`: the replica is answering as many reads as it may; try again after Retry-After", body = ErrorBody),
+        ReadRefusals,
     )
 )]
 pub async fn get_paredao(_slot: ReadSlot, NamedParedao(paredao): NamedParedao) -> Json<ParedaoView> {

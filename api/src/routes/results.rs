@@ -8,9 +8,8 @@ use utoipa::ToSchema;
 use voting::paredao::{ParedaoId, ParedaoState, ParticipantId};
 use voting::tally::percentages;
 
-use super::{NamedParedao, state_now, votes_for};
+use super::{NamedParedao, ReadRefusals, state_now, votes_for};
 use crate::admission::ReadSlot;
-use crate::error::ErrorBody;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -39,8 +38,7 @@ pub struct ParticipantShare {
     params(("paredao_id" = String, Path, description = "The paredão id, or `current`")),
     responses(
         (status = 200, description = "Percentages per participant", body = ResultsView),
-        (status = 404, description = "No such paredão", body = ErrorBody),
-        (status = 503, description = "`overloaded`: the replica is answering as many reads as it may; try again after Retry-After", body = ErrorBody),
+        ReadRefusals,
     )
 )]
 pub async fn get_results(

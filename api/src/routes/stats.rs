@@ -9,9 +9,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use voting::paredao::{ParedaoId, ParedaoState, ParticipantId};
 
-use super::{NamedParedao, state_now, votes_for};
+use super::{NamedParedao, ReadRefusals, state_now, votes_for};
 use crate::admission::ReadSlot;
-use crate::error::ErrorBody;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,8 +51,7 @@ pub struct HourVotes {
     params(("paredao_id" = String, Path, description = "The paredão id, or `current`")),
     responses(
         (status = 200, description = "Exact vote counts", body = StatsView),
-        (status = 404, description = "No such paredão", body = ErrorBody),
-        (status = 503, description = "`overloaded`: the replica is answering as many reads as it may; try again after Retry-After", body = ErrorBody),
+        ReadRefusals,
     )
 )]
 pub async fn get_stats(
