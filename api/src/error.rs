@@ -61,6 +61,8 @@ pub enum ApiError {
     CaptchaOff,
     #[error("a missing or wrong bearer token")]
     Unauthorized,
+    #[error("not allowed: {0}")]
+    Forbidden(&'static str),
     #[error("this vote failed on purpose: fault injection is on (an SRE drill); nothing was counted, try again")]
     InjectedFault,
     #[error(transparent)]
@@ -93,6 +95,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::CaptchaOff => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::InjectedFault => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -115,6 +118,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::CaptchaOff => "captcha_off",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::InjectedFault => "injected_fault",
             ApiError::Unexpected(_) => "internal_error",
         }

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod anti_bot;
+pub mod audit;
 pub mod batcher;
 pub mod bounded_map;
 pub mod broker_link;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod fault;
 pub mod header_limit;
 pub mod health;
+pub mod identity;
 pub mod openapi;
 pub mod paredao_cache;
 pub mod results_cache;

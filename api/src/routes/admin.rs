@@ -1,14 +1,13 @@
 //! SRE-only switches, behind a bearer token: the deliberate error path.
 
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::identity::AdminUser;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -16,31 +15,6 @@ pub struct FaultSetting {
     /// The share of vote requests answered 500 `injected_fault` on purpose, 0 (off) to 1.
     #[schema(example = 0.2)]
     pub vote_error_ratio: f64,
-}
-
-/// A request carrying the admin bearer token. Taken before the body, so that nobody else gets
-/// as far as having it read. Without a token configured the admin endpoints do not exist (404);
-/// with one, anything but that token is 401.
-pub struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(token) = state.admin_token.as_deref() else {
-            return Err(ApiError::NotFound("/api/admin (disabled: no admin token configured)".into()));
-        };
-        let given = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        // Compared in constant time: the token must not leak through response timing.
-        match given {
-            Some(g) if bool::from(g.as_bytes().ct_eq(token.as_bytes())) => Ok(Admin),
-            _ => Err(ApiError::Unauthorized),
-        }
-    }
 }
 
 /// The fault injection in force (the same on every replica within a second).
@@ -52,7 +26,7 @@ impl FromRequestParts<AppState> for Admin {
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
     )
 )]
-pub async fn get_fault(_admin: Admin, State(state): State<AppState>) -> Result<Json<FaultSetting>, ApiError> {
+pub async fn get_fault(_admin: AdminUser, State(state): State<AppState>) -> Result<Json<FaultSetting>, ApiError> {
     Ok(Json(FaultSetting { vote_error_ratio: state.fault.ratio() }))
 }
 
@@ -70,7 +44,7 @@ pub async fn get_fault(_admin: Admin, State(state): State<AppState>) -> Result<J
     )
 )]
 pub async fn put_fault(
-    _admin: Admin,
+    AdminUser(admin): AdminUser,
     State(state): State<AppState>,
     body: Result<Json<FaultSetting>, JsonRejection>,
 ) -> Result<Json<FaultSetting>, ApiError> {
@@ -90,5 +64,13 @@ pub async fn put_fault(
     // This replica follows at once; the others on their next read.
     state.fault.set(setting.vote_error_ratio);
     tracing::warn!(vote_error_ratio = setting.vote_error_ratio, "fault injection set through the admin endpoint");
+    crate::audit::record(
+        &state,
+        &admin,
+        "fault.set",
+        "vote_error_ratio",
+        serde_json::json!({ "vote_error_ratio": setting.vote_error_ratio }),
+    )
+    .await;
     Ok(Json(setting))
 }
