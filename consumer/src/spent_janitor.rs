@@ -74,41 +74,104 @@ impl ForgetBound {
     }
 }
 
-/// A round that holds the store for longer than this is logged: the local stand-in does it
-/// under its global lock, so counting waits meanwhile.
-const SLOW_ROUND: Duration = Duration::from_millis(200);
+/// A command of a round that holds the store for longer than this is logged: the local
+/// stand-in deletes under its global lock, so counting waits meanwhile.
+const SLOW_COMMAND: Duration = Duration::from_millis(200);
+
+/// Batch ids are forgotten a slice of `applied_at` at a time, with a pause between slices, so
+/// that counting runs between the deletes instead of waiting for all of them (see
+/// `Store::forget_applied_batches_between`).
+pub const BATCH_ID_SLICE_MS: i64 = 1_000;
+const BATCH_ID_PAUSE: Duration = Duration::from_millis(20);
+
+/// The janitor's memory between rounds: where the queue was (`ForgetBound`) and how far the
+/// batch ids have been forgotten.
+pub struct Janitor {
+    bound: ForgetBound,
+    /// Every batch id counted before this (unix ms) has been forgotten; `None` until the first
+    /// round of this process, which forgets in one command whatever an earlier run left.
+    batch_ids_forgotten_to_ms: Option<i64>,
+}
+
+impl Janitor {
+    pub fn new(margin: Duration) -> Self {
+        Self { bound: ForgetBound::new(margin), batch_ids_forgotten_to_ms: None }
+    }
+
+    /// Forgets the batch ids counted before `to_ms`, a slice at a time; adds to `round` how
+    /// many went and its longest command. On an error it keeps what was done, and the next round
+    /// goes on from there.
+    async fn forget_batch_ids(
+        &mut self,
+        store: &Store,
+        to_ms: i64,
+        round: &mut Round,
+    ) -> Result<(), voting::store::StoreError> {
+        let from = match self.batch_ids_forgotten_to_ms {
+            Some(from) => from,
+            None => {
+                // What an earlier run of the consumer left: one command, once per start.
+                let sliced_from = (to_ms - BATCH_ID_SLICE_MS * 10).div_euclid(1000);
+                let started = Instant::now();
+                round.batches += store.forget_applied_batches_before(sliced_from).await?;
+                round.command_took(started);
+                self.batch_ids_forgotten_to_ms = Some(sliced_from * 1000);
+                sliced_from * 1000
+            }
+        };
+        for (lo, hi) in slices(from, to_ms, BATCH_ID_SLICE_MS) {
+            let started = Instant::now();
+            round.batches += store.forget_applied_batches_between(lo, hi).await?;
+            round.command_took(started);
+            self.batch_ids_forgotten_to_ms = Some(hi);
+            tokio::time::sleep(BATCH_ID_PAUSE).await;
+        }
+        Ok(())
+    }
+}
+
+/// What one round did.
+#[derive(Default)]
+struct Round {
+    batches: u64,
+    blocks: u64,
+    longest_command: Duration,
+}
+
+impl Round {
+    fn command_took(&mut self, started: Instant) {
+        self.longest_command = self.longest_command.max(started.elapsed());
+    }
+}
+
+/// `[from, to)` cut into consecutive pieces of at most `slice` (none when `to <= from`).
+fn slices(from: i64, to: i64, slice: i64) -> impl Iterator<Item = (i64, i64)> {
+    let step = slice.max(1) as usize;
+    (from..to).step_by(step).map(move |lo| (lo, lo.saturating_add(slice).min(to)))
+}
 
 /// One round: forgets the blocks and the batch ids the queue has passed.
-pub async fn tidy(store: &Store, bound: &mut ForgetBound, position: &QueuePosition) {
-    let Some(before) = bound.observe(Instant::now(), position.newest_sealed_ms()) else { return };
+pub async fn tidy(store: &Store, janitor: &mut Janitor, position: &QueuePosition) {
+    let Some(before) = janitor.bound.observe(Instant::now(), position.newest_sealed_ms()) else { return };
     let started = Instant::now();
-    let batches = match store.forget_applied_batches_before(before).await {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not forget old batch ids; trying again later");
-            0
-        }
-    };
-    let blocks = match store.forget_spent_expiring_before(before).await {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not forget old counted challenges; trying again later");
-            0
-        }
-    };
-    metrics::counter!("paredao_consumer_spent_blocks_forgotten_total").increment(blocks);
-    metrics::counter!("paredao_consumer_batch_ids_forgotten_total").increment(batches);
-    let took = started.elapsed();
-    if took > SLOW_ROUND {
-        tracing::info!(
-            took_ms = took.as_millis() as u64,
-            batches,
-            blocks,
-            before,
-            "forgetting what the queue has passed was slow"
-        );
+    let mut round = Round::default();
+    if let Err(e) = janitor.forget_batch_ids(store, before.saturating_mul(1000), &mut round).await {
+        tracing::warn!(error = %e, "could not forget old batch ids; trying again later");
+    }
+    let blocks_started = Instant::now();
+    match store.forget_spent_expiring_before(before).await {
+        Ok(n) => round.blocks = n,
+        Err(e) => tracing::warn!(error = %e, "could not forget old counted challenges; trying again later"),
+    }
+    round.command_took(blocks_started);
+    metrics::counter!("paredao_consumer_spent_blocks_forgotten_total").increment(round.blocks);
+    metrics::counter!("paredao_consumer_batch_ids_forgotten_total").increment(round.batches);
+    let (took_ms, longest_ms) = (started.elapsed().as_millis() as u64, round.longest_command.as_millis() as u64);
+    let (batches, blocks) = (round.batches, round.blocks);
+    if round.longest_command > SLOW_COMMAND {
+        tracing::info!(took_ms, longest_ms, batches, blocks, before, "forgetting what the queue has passed was slow");
     } else {
-        tracing::debug!(took_ms = took.as_millis() as u64, batches, blocks, before, "forgot what the queue has passed");
+        tracing::debug!(took_ms, longest_ms, batches, blocks, before, "forgot what the queue has passed");
     }
 }
 
@@ -128,6 +191,14 @@ mod tests {
         assert_eq!(bound.observe(start + margin, sealed + 180_000), Some(expected), "where it was 180 s ago");
         // A backlog draining fast: the bound follows the queue's position, a margin late.
         assert_eq!(bound.observe(start + Duration::from_secs(370), sealed + 3_600_000), Some(expected + 180));
+    }
+
+    #[test]
+    fn batch_ids_are_forgotten_in_slices_that_cover_the_range_once() {
+        let pieces: Vec<_> = slices(1_000, 3_500, 1_000).collect();
+        assert_eq!(pieces, vec![(1_000, 2_000), (2_000, 3_000), (3_000, 3_500)]);
+        assert_eq!(slices(5_000, 5_000, 1_000).count(), 0, "nothing when the bound has not moved");
+        assert_eq!(slices(5_000, 4_000, 1_000).count(), 0, "nor when it is behind");
     }
 
     #[test]

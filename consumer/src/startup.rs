@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use voting::configuration::Settings;
 use voting::store::Store;
 
-use crate::spent_janitor::{self, ForgetBound, QueuePosition};
+use crate::spent_janitor::{self, Janitor, QueuePosition};
 use crate::status::Status;
 use crate::worker::Worker;
 
@@ -68,10 +68,10 @@ impl Consumer {
         };
         let janitor = {
             let (store, position) = (self.store.clone(), self.position.clone());
-            let bound = Arc::new(tokio::sync::Mutex::new(ForgetBound::new(spent_janitor::MARGIN)));
+            let janitor = Arc::new(tokio::sync::Mutex::new(Janitor::new(spent_janitor::MARGIN)));
             voting::periodic::spawn_every(spent_janitor::EVERY, stop.clone(), move || {
-                let (store, position, bound) = (store.clone(), position.clone(), bound.clone());
-                async move { spent_janitor::tidy(&store, &mut *bound.lock().await, &position).await }
+                let (store, position, janitor) = (store.clone(), position.clone(), janitor.clone());
+                async move { spent_janitor::tidy(&store, &mut *janitor.lock().await, &position).await }
             })
         };
         {

@@ -221,9 +221,22 @@ impl Store {
     /// the store lives. By `applied_at`, which has an index: the local stand-in answers a range
     /// of `_id`s by reading the whole collection (0.3 s for 24,000 ids, under its global lock).
     /// Returns how many went.
+    ///
+    /// One command for the whole range: the consumer's janitor uses it once after it starts (for
+    /// what an earlier run left behind), then `forget_applied_batches_between` a second at a time.
     pub async fn forget_applied_batches_before(&self, bound: i64) -> Result<u64, StoreError> {
         let bound = BsonDateTime::from_millis(bound.saturating_mul(1000));
         Ok(self.applied_batches().delete_many(doc! { "applied_at": { "$lt": bound } }).await?.deleted_count)
+    }
+
+    /// Forgets the ids of the batches counted in `[from_ms, to_ms)` (unix ms); see
+    /// `forget_applied_batches_before`. The stand-in deletes under its global lock, ~0.5 ms a
+    /// record on the 2-core machine: ten seconds of batch ids (~2,700 at 3,500 votes/s) in one
+    /// command held counting up for 1-12 s and backed the vote queue up to thousands of
+    /// messages; a second's worth holds it for ~0.15 s.
+    pub async fn forget_applied_batches_between(&self, from_ms: i64, to_ms: i64) -> Result<u64, StoreError> {
+        let (from, to) = (BsonDateTime::from_millis(from_ms), BsonDateTime::from_millis(to_ms));
+        Ok(self.applied_batches().delete_many(doc! { "applied_at": { "$gte": from, "$lt": to } }).await?.deleted_count)
     }
 
     /// Empties and drops what an earlier version recorded: the slots that ended before `bound`,

@@ -171,3 +171,34 @@ async fn the_ids_of_batches_counted_before_the_bound_are_forgotten_and_the_other
     assert_eq!((again.batches, again.duplicates), (0, 1));
     store.drop_database().await.unwrap();
 }
+
+#[tokio::test]
+async fn batch_ids_are_forgotten_a_slice_of_their_counting_time_at_a_time() {
+    // One command for ten seconds of batch ids held counting up for seconds under the local
+    // store's global lock; the janitor now forgets a second's worth per command.
+    let settings = test_settings();
+    let store = seeded_store(&settings).await;
+    store.ensure_indexes().await.unwrap();
+    let batches: Vec<_> = (0..4).map(|_| batch("ana", 1)).collect();
+    store.apply(&batches).await.unwrap();
+    let db = mongodb::Client::with_uri_str(settings.store.url()).await.unwrap().database(&settings.store.database);
+    let base = (chrono::Utc::now().timestamp() - 600) * 1000;
+    // Counted 0.0 s, 0.5 s, 1.0 s and 1.9 s after `base`.
+    for (b, offset) in batches.iter().zip([0, 500, 1_000, 1_900]) {
+        db.collection::<bson::Document>("applied_batches")
+            .update_one(
+                bson::doc! { "_id": b.id.to_string() },
+                bson::doc! { "$set": { "applied_at": bson::DateTime::from_millis(base + offset) } },
+            )
+            .await
+            .unwrap();
+    }
+
+    assert_eq!(store.forget_applied_batches_between(base, base + 1_000).await.unwrap(), 2, "[0, 1 s)");
+    assert_eq!(store.forget_applied_batches_between(base, base + 1_000).await.unwrap(), 0, "already gone");
+    // The others are still known: delivered again, they are skipped.
+    let again = store.apply(&batches[2..]).await.unwrap();
+    assert_eq!((again.batches, again.duplicates), (0, 2));
+    assert_eq!(store.forget_applied_batches_between(base + 1_000, base + 2_000).await.unwrap(), 2, "[1 s, 2 s)");
+    store.drop_database().await.unwrap();
+}
