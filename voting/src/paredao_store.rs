@@ -151,7 +151,11 @@ impl Store {
                 return Ok(Attempt::Failed(e));
             }
         };
-        if let Some(other) = all.iter().find(|o| o.id != next.id && o.overlaps(&next)) {
+        // A change that keeps the window (a title, a photo) adds no overlap: seeded windows
+        // that overlapped from the start still take their edits.
+        let window_kept =
+            replaced.as_ref().is_some_and(|old| old.opens_at == next.opens_at && old.closes_at == next.closes_at);
+        if !window_kept && let Some(other) = all.iter().find(|o| o.id != next.id && o.overlaps(&next)) {
             session.abort_transaction().await?;
             return Ok(Attempt::Failed(ChangeError::Overlap(other.id.clone())));
         }
