@@ -140,7 +140,7 @@ pub async fn list_paredoes(_who: Producer, State(state): State<AppState>) -> Res
         tracing::warn!(error = %e, "listing the paredões failed");
         ApiError::Unavailable("the store cannot be read right now")
     })?;
-    all.sort_by(|a, b| b.opens_at.cmp(&a.opens_at));
+    all.sort_by_key(|p| std::cmp::Reverse(p.opens_at));
     Ok(Json(all.iter().map(ParedaoView::from).collect()))
 }
 
