@@ -426,6 +426,12 @@ document.addEventListener('visibilitychange', () => {
   else if (current && current.state !== 'scheduled') refreshLive();
 });
 
-await requireSession();
+const session = await requireSession();
 resetForm();
+// Producers watch; only admins change anything (the API says so too: 403).
+if (session.role !== 'admin') {
+  form.closest('section').hidden = true;
+  newButton.hidden = true;
+  for (const b of [openNow, closeNow]) b.remove();
+}
 loadList();

@@ -85,3 +85,26 @@ async fn seeded_paredoes_show_live_results() {
     assert_eq!(results["results_visibility"], "live");
     assert_eq!(results["participants"][0]["percentage"], 0.0);
 }
+
+#[tokio::test]
+async fn a_paredao_stored_before_visibility_existed_loads_with_live_results() {
+    let settings = settings_with_nothing_open();
+    let client = mongodb::Client::with_uri_str(settings.store.url()).await.unwrap();
+    let now = chrono::Utc::now();
+    client
+        .database(&settings.store.database)
+        .collection::<mongodb::bson::Document>("paredoes")
+        .insert_one(mongodb::bson::doc! {
+            "_id": "legacy",
+            "title": "Antigo",
+            "participants": [{ "id": "ana", "name": "Ana" }, { "id": "bia", "name": "Bia" }],
+            "opens_at": mongodb::bson::DateTime::from_chrono(now + Span::hours(1)),
+            "closes_at": mongodb::bson::DateTime::from_chrono(now + Span::hours(2)),
+        })
+        .await
+        .unwrap();
+    let app = spawn_with(settings, false).await;
+    let (status, paredao) = app.get_json("/api/paredoes/legacy").await;
+    assert_eq!(status, 200, "{paredao}");
+    assert_eq!(paredao["results_visibility"], "live");
+}
