@@ -3,8 +3,9 @@
 // page, the admin closes it, and a vote after the close is refused with 410.
 //
 // At most one paredão is open at a time, and the e2e stack seeds `paredao-e2e` open until 2099:
-// to open its own, this test first closes the seeded one. It must therefore run after the
-// tests that vote on `paredao-e2e` (the integrator orders it last).
+// to open its own, this test first closes the seeded one, which cannot be reopened. So it must
+// run after every test that votes on `paredao-e2e`: `node --test tests/` runs the files in name
+// order, hence the `zz-` of this file's name.
 //
 // The admin account: PAREDAO_E2E_ADMIN_NAME / PAREDAO_E2E_ADMIN_PASSWORD (the stack's first
 // admin, made by `./run.sh admin create`).
