@@ -173,4 +173,21 @@ test('an admin runs a whole paredão from the browser and a late vote is refused
     /^[0-9a-f]{64}$/.test((await admin.locator('#final-digest').textContent()).trim()), 60000);
   assert.deepEqual(admin.problems, []);
   assert.deepEqual(viewer.problems, []);
+
+  // Leave an open paredão behind, as the seeded one was: the step after the browser tests
+  // (scripts/smoke_load.py, for the dashboards) votes on the current one.
+  const reopened = await admin.evaluate(async (after) => {
+    const { apiSend } = await import('/js/session.js');
+    const created = await apiSend('POST', '/api/admin/paredoes', {
+      id: after,
+      title: 'Paredão depois do teste',
+      participants: [{ name: 'Ana Clara' }, { name: 'Bruno Reis' }],
+      opens_at: new Date(Date.now() + 3600e3).toISOString(),
+      closes_at: '2098-12-31T00:00:00Z',
+    });
+    if (created.status !== 201) return `create ${created.status}`;
+    const opened = await apiSend('POST', `/api/admin/paredoes/${after}/open`);
+    return opened.status;
+  }, `${ID}-after`);
+  assert.equal(reopened, 200);
 });
