@@ -52,7 +52,9 @@ impl Store {
     /// Writes `p` unless a paredão with its id exists (then it is left as it is). True when
     /// written.
     pub async fn insert_paredao_if_absent(&self, p: &Paredao) -> Result<bool, StoreError> {
-        let doc = bson::to_document(&ParedaoDoc::from(p)).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut doc = bson::to_document(&ParedaoDoc::from(p)).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // The upsert takes `_id` from the filter.
+        doc.remove("_id");
         let result = self
             .paredoes()
             .clone_with_type::<bson::Document>()
