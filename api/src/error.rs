@@ -37,6 +37,8 @@ pub enum ApiError {
     UnknownParticipant { paredao: String, participant: String },
     #[error("paredão '{paredao}' is {}: votes are accepted only while it is open", state.as_str())]
     ParedaoNotOpen { paredao: String, state: ParedaoState },
+    #[error("paredão '{0}' has closed: the vote has ended")]
+    ParedaoClosed(String),
     #[error("no such resource: {0}")]
     NotFound(String),
     #[error("the vote was not accepted: {0}; nothing was counted, try again")]
@@ -85,6 +87,7 @@ impl ApiError {
             ApiError::UnknownParedao(_) | ApiError::NoParedao | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::UnknownParticipant { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ParedaoNotOpen { .. } => StatusCode::CONFLICT,
+            ApiError::ParedaoClosed(_) => StatusCode::GONE,
             ApiError::NotDurable(_) | ApiError::Unavailable(_) | ApiError::Overloaded => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -108,6 +111,7 @@ impl ApiError {
             ApiError::NoParedao => "no_paredao",
             ApiError::UnknownParticipant { .. } => "unknown_participant",
             ApiError::ParedaoNotOpen { .. } => "paredao_not_open",
+            ApiError::ParedaoClosed(_) => "paredao_closed",
             ApiError::NotFound(_) => "not_found",
             ApiError::NotDurable(_) => "vote_not_durable",
             ApiError::Unavailable(_) => "unavailable",

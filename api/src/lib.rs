@@ -15,6 +15,7 @@ pub mod health;
 pub mod identity;
 pub mod openapi;
 pub mod paredao_cache;
+pub mod photos;
 pub mod results_cache;
 pub mod routes;
 pub mod startup;

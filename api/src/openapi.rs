@@ -20,6 +20,7 @@ pub const SPEC_PATH: &str = "/api-docs/openapi.json";
         (name = "results", description = "Viewers' percentages and production statistics, served from memory"),
         (name = "health", description = "Liveness and readiness"),
         (name = "admin", description = "SRE switches (bearer token): the deliberate error path"),
+        (name = "paredao-admin", description = "The production team runs the paredões: create, edit, open, close, photos"),
     ),
     modifiers(&BearerAuth)
 )]

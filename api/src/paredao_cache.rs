@@ -34,13 +34,24 @@ impl ParedaoCache {
         self.loaded.load(Ordering::Relaxed)
     }
 
+    /// Puts one paredão, just changed by this replica, in place at once (the others follow on
+    /// their next reload).
+    pub fn put(&self, paredao: Paredao) {
+        self.by_id.rcu(|current| {
+            let mut map = HashMap::clone(current);
+            map.insert(paredao.id.clone(), Arc::new(paredao.clone()));
+            map
+        });
+    }
+
     fn replace(&self, paredoes: Vec<Paredao>) {
         let map = paredoes.into_iter().map(|p| (p.id.clone(), Arc::new(p))).collect();
         self.by_id.store(Arc::new(map));
         self.loaded.store(true, Ordering::Relaxed);
     }
 
-    /// Seeds the configured paredões (once the store answers), then reloads every `every`.
+    /// Seeds the configured paredões (once the store answers; only those absent, so the team's
+    /// edits to a seeded one stay), then reloads every `every`.
     pub fn spawn_refresher(
         self: Arc<Self>,
         store: Store,
@@ -75,11 +86,14 @@ impl ParedaoCache {
 
 async fn seed_all(store: &Store, seed: &[Paredao]) -> bool {
     for p in seed {
-        if let Err(e) = store.upsert_paredao(p).await {
-            tracing::warn!(error = %e, paredao = %p.id, "seeding the paredão failed; will retry");
-            return false;
+        match store.insert_paredao_if_absent(p).await {
+            Ok(true) => tracing::info!(paredao = %p.id, "paredão seeded from configuration"),
+            Ok(false) => tracing::info!(paredao = %p.id, "paredão of the configuration already stored; left as it is"),
+            Err(e) => {
+                tracing::warn!(error = %e, paredao = %p.id, "seeding the paredão failed; will retry");
+                return false;
+            }
         }
-        tracing::info!(paredao = %p.id, "paredão seeded from configuration");
     }
     true
 }

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 use voting::configuration::Settings;
@@ -127,6 +127,7 @@ impl Application {
             client_ids: Arc::new(ClientIds::new(settings.captcha.hmac_key())),
             trusted_proxies: Arc::new(app.trusted_proxies.clone()),
             metrics,
+            uploads: Arc::new(settings.uploads.clone()),
         };
         let router = router(state, app.body_limit_bytes, HeaderLimit::new(app));
 
@@ -180,6 +181,15 @@ pub fn router(state: AppState, body_limit: usize, header_limit: HeaderLimit) -> 
         }))
         .routes(routes!(routes::health::ready))
         .routes(routes!(routes::admin::get_fault, routes::admin::put_fault))
+        .routes(routes!(routes::paredoes_admin::list_paredoes, routes::paredoes_admin::create_paredao))
+        .routes(routes!(routes::paredoes_admin::get_paredao, routes::paredoes_admin::update_paredao))
+        .routes(routes!(routes::paredoes_admin::open_paredao))
+        .routes(routes!(routes::paredoes_admin::close_paredao))
+        // The one route whose body may be larger than a vote's: a photo.
+        .routes(
+            routes!(routes::paredoes_admin::put_photo)
+                .layer(DefaultBodyLimit::max(state.uploads.max_photo_bytes.saturating_add(1))),
+        )
         .split_for_parts();
 
     let (prometheus_layer, _) = PrometheusMetricLayerBuilder::new()

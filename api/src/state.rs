@@ -38,4 +38,6 @@ pub struct AppState {
     /// Peers whose X-Real-IP / X-Forwarded-For are believed (nginx).
     pub trusted_proxies: Arc<Vec<voting::ip_net::IpNet>>,
     pub metrics: PrometheusHandle,
+    /// Where the participants' photos go (served by nginx at /fotos/).
+    pub uploads: Arc<voting::configuration::UploadsSettings>,
 }

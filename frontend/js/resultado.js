@@ -68,9 +68,18 @@ function showConfirmation() {
   confirmationText.hidden = false;
 }
 
+/** The words for a paredão whose policy hides its counts now. */
+function hiddenNote(data) {
+  if (data.hidden_reason === 'never') return 'O resultado deste paredão não é divulgado.';
+  return data.state === 'closed' ? 'O resultado será divulgado em instantes.' : 'O resultado será divulgado ao fim da votação.';
+}
+
 function render(data) {
   const participants = Array.isArray(data.participants) ? data.participants : [];
   const open = data.state === 'open';
+  // Absent from older APIs: those always show the counts.
+  const visible = data.visible !== false;
+  list.classList.toggle('is-hidden-results', !visible);
   if (data.paredao_id) {
     paredaoId = data.paredao_id;
     linkToVote(paredaoId);
@@ -80,10 +89,15 @@ function render(data) {
   // After the end "Votar novamente" leads to a closed vote: keep it, but not as the main action.
   voteAgain.classList.toggle('button--vote', open);
   voteAgain.classList.toggle('button--secondary', !open);
-  kind.textContent = open ? 'Parcial da votação' : data.state === 'closed' ? 'Resultado final' : 'Votação em breve';
-  note.textContent = open
-    ? 'A parcial se atualiza sozinha a cada 2 segundos.'
-    : data.state === 'closed' ? 'A votação foi encerrada. Este é o resultado final.' : 'A votação ainda não começou.';
+  if (visible) {
+    kind.textContent = open ? 'Parcial da votação' : data.state === 'closed' ? 'Resultado final' : 'Votação em breve';
+    note.textContent = open
+      ? 'A parcial se atualiza sozinha a cada 2 segundos.'
+      : data.state === 'closed' ? 'A votação foi encerrada. Este é o resultado final.' : 'A votação ainda não começou.';
+  } else {
+    kind.textContent = open ? 'Votação aberta' : data.state === 'closed' ? 'Votação encerrada' : 'Votação em breve';
+    note.textContent = hiddenNote(data);
+  }
 
   // Nobody leads before the first vote, and a tie highlights everyone tied at the top.
   const top = participants.reduce((max, p) => Math.max(max, Number(p.percentage) || 0), 0);
@@ -97,10 +111,12 @@ function render(data) {
     if (list.children[index] !== row.li) list.insertBefore(row.li, list.children[index] || null);
 
     const value = Math.min(100, Math.max(0, Number(participant.percentage) || 0));
-    const leading = top > 0 && value === top;
+    const leading = visible && top > 0 && value === top;
     row.name.textContent = participant.name;
-    row.percentage.textContent = formatPercentage(value);
-    row.fill.style.width = `${value}%`;
+    // Hidden by the policy: the participants, without numbers or bars.
+    row.percentage.textContent = visible ? formatPercentage(value) : '—';
+    row.fill.style.width = visible ? `${value}%` : '0%';
+    row.fill.parentElement.hidden = !visible;
     row.li.classList.toggle('is-leading', leading);
     row.li.classList.toggle('is-voted', participant.id === votedFor);
     row.badge.hidden = !leading;

@@ -192,7 +192,13 @@ function render() {
       opensAt ? `A votação abre em ${formatLongDateTime(opensAt)}.` : 'A votação ainda não começou.',
     );
   } else {
-    showClosedMessage('Votação encerrada', 'A votação deste paredão foi encerrada.', resultsLink(paredao.id, 'Ver resultado'));
+    // The result only where the paredão's policy publishes one.
+    const published = paredao.results_visibility !== 'never';
+    showClosedMessage(
+      'Votação encerrada',
+      published ? 'A votação deste paredão foi encerrada.' : 'A votação deste paredão foi encerrada. O resultado não será divulgado aqui.',
+      published ? resultsLink(paredao.id, 'Ver resultado') : undefined,
+    );
   }
   updateButton();
   scheduleBoundaryCheck();
@@ -283,11 +289,18 @@ const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 function voteFailed(error) {
   setSending(false);
-  setStatus(voteErrorMessage(error, { opensAt: parseInstant(paredao?.opens_at) }), { error: true });
+  // 410: the vote ended (on any replica, within a second of the close).
+  const ended = error instanceof ApiError && error.code === 'paredao_closed';
+  setStatus(
+    ended
+      ? 'A votação deste paredão foi encerrada. Seu voto não foi registrado.'
+      : voteErrorMessage(error, { opensAt: parseInstant(paredao?.opens_at) }),
+    { error: true },
+  );
   // Kept when still unspent, so trying again is one tap with no new challenge to solve.
   if (!mayReuseCaptcha(error)) captcha?.refresh();
   // The server knows better than this page whether the paredão is open and who is in it.
-  if (error instanceof ApiError && (error.code === 'paredao_not_open' || error.code === 'unknown_participant')) {
+  if (ended || (error instanceof ApiError && (error.code === 'paredao_not_open' || error.code === 'unknown_participant'))) {
     load();
   }
 }

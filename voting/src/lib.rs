@@ -11,6 +11,7 @@ pub mod health;
 pub mod ip_net;
 pub mod metrics_exporter;
 pub mod paredao;
+pub mod paredao_store;
 pub mod periodic;
 pub mod reconnect;
 pub mod shutdown;

@@ -39,6 +39,37 @@ impl ParedaoState {
     }
 }
 
+/// What the viewers' results show of a paredão's counts: the live percentages (the default,
+/// also for paredões stored or configured before the setting existed), nothing until it has
+/// closed, or nothing ever (the real show publishes no official partials).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultsVisibility {
+    #[default]
+    Live,
+    AfterClose,
+    Never,
+}
+
+impl ResultsVisibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultsVisibility::Live => "live",
+            ResultsVisibility::AfterClose => "after_close",
+            ResultsVisibility::Never => "never",
+        }
+    }
+
+    /// Whether viewers may see the counts of a paredão in `state`.
+    pub fn shows_counts(self, state: ParedaoState) -> bool {
+        match self {
+            ResultsVisibility::Live => true,
+            ResultsVisibility::AfterClose => state == ParedaoState::Closed,
+            ResultsVisibility::Never => false,
+        }
+    }
+}
+
 /// A valid paredão: at least two participants with distinct ids, a title, and a window that
 /// closes after it opens. Deserializing goes through the same checks as `Paredao::new`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -49,6 +80,7 @@ pub struct Paredao {
     pub participants: Vec<Participant>,
     pub opens_at: DateTime<Utc>,
     pub closes_at: DateTime<Utc>,
+    pub results_visibility: ResultsVisibility,
 }
 
 /// The unchecked shape of a paredão as it comes from configuration or storage.
@@ -59,6 +91,8 @@ pub struct ParedaoSpec {
     pub participants: Vec<Participant>,
     pub opens_at: DateTime<Utc>,
     pub closes_at: DateTime<Utc>,
+    #[serde(default)]
+    pub results_visibility: ResultsVisibility,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -102,6 +136,7 @@ impl TryFrom<ParedaoSpec> for Paredao {
             participants: spec.participants,
             opens_at: spec.opens_at,
             closes_at: spec.closes_at,
+            results_visibility: spec.results_visibility,
         })
     }
 }
@@ -125,6 +160,32 @@ impl Paredao {
     pub fn participant(&self, id: &str) -> Option<&Participant> {
         self.participants.iter().find(|p| p.id.as_str() == id)
     }
+
+    /// The unchecked shape of this paredão, to change and check again.
+    pub fn to_spec(&self) -> ParedaoSpec {
+        ParedaoSpec {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            participants: self.participants.clone(),
+            opens_at: self.opens_at,
+            closes_at: self.closes_at,
+            results_visibility: self.results_visibility,
+        }
+    }
+
+    /// True when this paredão's window and `other`'s share a moment: both could be open at once.
+    pub fn overlaps(&self, other: &Paredao) -> bool {
+        self.opens_at < other.closes_at && other.opens_at < self.closes_at
+    }
+}
+
+/// A slug made from free text (a title, a name): "Fábio Luz" → `fabio-luz`; `None` when
+/// nothing of it is left (a name of symbols only).
+pub fn slug_from(text: &str) -> Option<String> {
+    let mut slug = slug::slugify(text);
+    slug.truncate(crate::slug::MAX_SLUG_LEN);
+    let slug = slug.trim_end_matches('-').to_string();
+    (!slug.is_empty()).then_some(slug)
 }
 
 /// The paredão a viewer arriving now should see: the open one (the one that opened last, if
@@ -171,6 +232,7 @@ mod tests {
             participants: vec![participant("ana"), participant("bia")],
             opens_at: opens,
             closes_at: closes,
+            results_visibility: ResultsVisibility::Live,
         }
     }
 
@@ -215,6 +277,43 @@ mod tests {
         assert!(serde_json::from_str::<Paredao>(json).is_err());
         let bad_id = json.replace(r#""id":"p""#, r#""id":"P Q""#);
         assert!(serde_json::from_str::<Paredao>(&bad_id).is_err());
+    }
+
+    #[test]
+    fn a_paredao_without_a_visibility_shows_live_results() {
+        let json = r#"{"id":"p","title":"T","participants":[{"id":"ana","name":"Ana"},{"id":"bia","name":"Bia"}],
+            "opens_at":"2026-11-22T10:00:00Z","closes_at":"2026-11-22T12:00:00Z"}"#;
+        let p: Paredao = serde_json::from_str(json).unwrap();
+        assert_eq!(p.results_visibility, ResultsVisibility::Live);
+        let hidden: Paredao =
+            serde_json::from_str(&json.replace(r#""title":"T""#, r#""title":"T","results_visibility":"after_close""#))
+                .unwrap();
+        assert_eq!(hidden.results_visibility, ResultsVisibility::AfterClose);
+    }
+
+    #[test]
+    fn visibility_decides_when_counts_show() {
+        use ParedaoState::*;
+        assert!(ResultsVisibility::Live.shows_counts(Open));
+        assert!(!ResultsVisibility::AfterClose.shows_counts(Open));
+        assert!(ResultsVisibility::AfterClose.shows_counts(Closed));
+        assert!(!ResultsVisibility::Never.shows_counts(Closed));
+    }
+
+    #[test]
+    fn windows_that_share_a_moment_overlap_and_touching_ones_do_not() {
+        let a = Paredao::new(spec("a", t(10), t(12))).unwrap();
+        assert!(a.overlaps(&Paredao::new(spec("b", t(11), t(13))).unwrap()));
+        assert!(a.overlaps(&Paredao::new(spec("b", t(9), t(20))).unwrap()));
+        assert!(!a.overlaps(&Paredao::new(spec("b", t(12), t(13))).unwrap()));
+        assert!(!a.overlaps(&Paredao::new(spec("b", t(8), t(10))).unwrap()));
+    }
+
+    #[test]
+    fn slugs_come_from_names() {
+        assert_eq!(slug_from("Fábio Luz").as_deref(), Some("fabio-luz"));
+        assert_eq!(slug_from("5º Paredão!").as_deref(), Some("5o-paredao"));
+        assert_eq!(slug_from("★★"), None);
     }
 
     #[test]

@@ -49,7 +49,7 @@ use thiserror::Error;
 
 use crate::challenge_key::ChallengeKey;
 use crate::configuration::StoreSettings;
-use crate::paredao::{Paredao, ParedaoId, ParedaoSpec, Participant, ParticipantId};
+use crate::paredao::{Paredao, ParedaoId, ParedaoSpec, Participant, ParticipantId, ResultsVisibility};
 use crate::tally::{CounterKey, Tally};
 use crate::vote::VoteBatch;
 
@@ -107,8 +107,8 @@ impl StoreError {
 
 #[derive(Clone)]
 pub struct Store {
-    client: Client,
-    db: Database,
+    pub(crate) client: Client,
+    pub(crate) db: Database,
 }
 
 /// What one `apply` did.
@@ -126,13 +126,44 @@ pub struct Applied {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct ParedaoDoc {
+pub(crate) struct ParedaoDoc {
     #[serde(rename = "_id")]
-    id: String,
-    title: String,
-    participants: Vec<Participant>,
-    opens_at: BsonDateTime,
-    closes_at: BsonDateTime,
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) participants: Vec<Participant>,
+    pub(crate) opens_at: BsonDateTime,
+    pub(crate) closes_at: BsonDateTime,
+    /// Absent in documents written before it existed: those show live results.
+    #[serde(default)]
+    pub(crate) results_visibility: ResultsVisibility,
+}
+
+impl From<&Paredao> for ParedaoDoc {
+    fn from(p: &Paredao) -> Self {
+        ParedaoDoc {
+            id: p.id.to_string(),
+            title: p.title.clone(),
+            participants: p.participants.clone(),
+            opens_at: BsonDateTime::from_chrono(p.opens_at),
+            closes_at: BsonDateTime::from_chrono(p.closes_at),
+            results_visibility: p.results_visibility,
+        }
+    }
+}
+
+impl TryFrom<ParedaoDoc> for Paredao {
+    type Error = StoreError;
+    fn try_from(d: ParedaoDoc) -> Result<Self, StoreError> {
+        let spec = ParedaoSpec {
+            id: ParedaoId::parse(d.id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            title: d.title,
+            participants: d.participants,
+            opens_at: d.opens_at.to_chrono(),
+            closes_at: d.closes_at.to_chrono(),
+            results_visibility: d.results_visibility,
+        };
+        Paredao::new(spec).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,7 +208,7 @@ const SPENT_LOOKUP_CHUNK: usize = 5_000;
 
 /// Transactions can fail for reasons that go away when retried (write conflicts with another
 /// consumer, a commit whose outcome is unknown); everything else is returned.
-const MAX_TRANSACTION_ATTEMPTS: u32 = 5;
+pub(crate) const MAX_TRANSACTION_ATTEMPTS: u32 = 5;
 
 impl Store {
     pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
@@ -192,7 +223,7 @@ impl Store {
         Ok(Self { client, db })
     }
 
-    fn paredoes(&self) -> Collection<ParedaoDoc> {
+    pub(crate) fn paredoes(&self) -> Collection<ParedaoDoc> {
         self.db.collection("paredoes")
     }
     fn counters(&self) -> Collection<Document> {
@@ -326,31 +357,14 @@ impl Store {
 
     /// Creates or replaces a paredão by id.
     pub async fn upsert_paredao(&self, p: &Paredao) -> Result<(), StoreError> {
-        let doc = ParedaoDoc {
-            id: p.id.to_string(),
-            title: p.title.clone(),
-            participants: p.participants.clone(),
-            opens_at: BsonDateTime::from_chrono(p.opens_at),
-            closes_at: BsonDateTime::from_chrono(p.closes_at),
-        };
+        let doc = ParedaoDoc::from(p);
         self.paredoes().replace_one(doc! { "_id": &doc.id }, &doc).upsert(true).await?;
         Ok(())
     }
 
     pub async fn load_paredoes(&self) -> Result<Vec<Paredao>, StoreError> {
         let docs: Vec<ParedaoDoc> = self.paredoes().find(doc! {}).await?.try_collect().await?;
-        docs.into_iter()
-            .map(|d| {
-                let spec = ParedaoSpec {
-                    id: ParedaoId::parse(d.id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    title: d.title,
-                    participants: d.participants,
-                    opens_at: d.opens_at.to_chrono(),
-                    closes_at: d.closes_at.to_chrono(),
-                };
-                Paredao::new(spec).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .collect()
+        docs.into_iter().map(Paredao::try_from).collect()
     }
 
     /// Every counter, folded into one tally. Cheap: a few documents per paredão-hour.
@@ -558,7 +572,7 @@ async fn ids_present<S: AsRef<str> + serde::Serialize>(
 }
 
 /// A commit whose outcome is unknown may be retried as is; MongoDB makes that safe.
-async fn commit(session: &mut mongodb::ClientSession) -> mongodb::error::Result<()> {
+pub(crate) async fn commit(session: &mut mongodb::ClientSession) -> mongodb::error::Result<()> {
     let mut attempt = 1;
     loop {
         match session.commit_transaction().await {
@@ -573,7 +587,7 @@ async fn commit(session: &mut mongodb::ClientSession) -> mongodb::error::Result<
     }
 }
 
-fn is_retryable(e: &mongodb::error::Error) -> bool {
+pub(crate) fn is_retryable(e: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     if e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) {
         return true;

@@ -48,6 +48,7 @@ fn paredao(id: &str, opens_in_hours: i64, closes_in_hours: i64) -> Paredao {
             .collect(),
         opens_at: now + ChronoDuration::hours(opens_in_hours),
         closes_at: now + ChronoDuration::hours(closes_in_hours),
+        results_visibility: Default::default(),
     })
     .unwrap()
 }
@@ -67,6 +68,7 @@ pub fn test_settings() -> Settings {
     s.store.database = format!("paredao_test_{unique}");
     s.captcha.hmac_key = format!("test-{unique}").parse().expect("not the placeholder");
     s.admin.token = "test-admin-token".parse().expect("not the placeholder");
+    s.uploads.dir = std::env::temp_dir().join(format!("paredao-uploads-{unique}"));
     // Trivial work: tests solve many challenges; the check costs the same at any difficulty.
     s.captcha.difficulty.base = 200;
     s.captcha.difficulty.max = 2_000;

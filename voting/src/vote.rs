@@ -287,6 +287,7 @@ mod tests {
                 .collect(),
             opens_at: open,
             closes_at: open + chrono::Duration::hours(2),
+            results_visibility: Default::default(),
         })
         .unwrap();
         let known = |id: &ParedaoId| (id == &paredao.id).then_some(&paredao);

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod challenge;
 pub mod health;
 pub mod paredao;
+pub mod paredoes_admin;
 pub mod results;
 pub mod stats;
 pub mod votes;

@@ -2,7 +2,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
-use voting::paredao::{Paredao, ParedaoId, ParedaoState, Participant};
+use voting::paredao::{Paredao, ParedaoId, ParedaoState, Participant, ResultsVisibility};
 
 use super::{NamedParedao, ReadRefusals, state_now};
 use crate::admission::ReadSlot;
@@ -15,6 +15,8 @@ pub struct ParedaoView {
     pub opens_at: DateTime<Utc>,
     pub closes_at: DateTime<Utc>,
     pub participants: Vec<Participant>,
+    /// What the viewers' results show: `live` percentages, nothing until `after_close`, or `never`.
+    pub results_visibility: ResultsVisibility,
 }
 
 impl From<&Paredao> for ParedaoView {
@@ -26,6 +28,7 @@ impl From<&Paredao> for ParedaoView {
             opens_at: p.opens_at,
             closes_at: p.closes_at,
             participants: p.participants.clone(),
+            results_visibility: p.results_visibility,
         }
     }
 }

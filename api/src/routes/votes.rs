@@ -51,7 +51,8 @@ pub struct VoteAccepted {
         (status = 400, description = "Malformed JSON, or the captcha solution is missing or malformed", body = ErrorBody),
         (status = 403, description = "The captcha solution is forged, expired, for another paredão, or already used", body = ErrorBody),
         (status = 404, description = "No such paredão", body = ErrorBody),
-        (status = 409, description = "The paredão is not open", body = ErrorBody),
+        (status = 409, description = "`paredao_not_open`: the paredão has not opened yet", body = ErrorBody),
+        (status = 410, description = "`paredao_closed`: the paredão has closed; the vote has ended", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Unknown participant or missing field", body = ErrorBody),
@@ -103,6 +104,7 @@ async fn accept(
     let now = Utc::now();
     match paredao.state_at(now) {
         ParedaoState::Open => {}
+        ParedaoState::Closed => return Err(ApiError::ParedaoClosed(paredao.id.to_string())),
         other => return Err(ApiError::ParedaoNotOpen { paredao: paredao.id.to_string(), state: other }),
     }
     let participant = paredao.participant(&request.participant_id).ok_or_else(|| ApiError::UnknownParticipant {

@@ -149,3 +149,51 @@ impl Drop for TestApp {
         self.consumer_stop.cancel();
     }
 }
+
+/// The SRE bearer token of `test_settings`: an admin of the production team.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Settings whose only seeded paredão is the closed one: nothing is open, so a test may open
+/// paredões of its own without overlapping a seeded window.
+pub fn settings_with_nothing_open() -> Settings {
+    let mut s = test_settings();
+    s.seed.retain(|p| p.id.as_str() == CLOSED);
+    s
+}
+
+impl TestApp {
+    /// A request to the admin API as an admin (the SRE token), JSON in and out.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let r = request.send().await.expect("the api answers");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a paredão through the admin API (asserting 201), with `participants` named, its
+    /// window from `opens_in` to `closes_in` from now, and returns it.
+    pub async fn create_paredao(
+        &self,
+        id: &str,
+        participants: &[&str],
+        opens_in: chrono::Duration,
+        closes_in: chrono::Duration,
+        visibility: &str,
+    ) -> Value {
+        let now = chrono::Utc::now();
+        let body = serde_json::json!({
+            "id": id,
+            "title": format!("Paredão {id}"),
+            "participants": participants.iter().map(|n| serde_json::json!({ "name": n })).collect::<Vec<_>>(),
+            "opens_at": now + opens_in,
+            "closes_at": now + closes_in,
+            "results_visibility": visibility,
+        });
+        let (status, created) = self.admin(reqwest::Method::POST, "/api/admin/paredoes", Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        created
+    }
+}

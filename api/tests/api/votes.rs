@@ -69,11 +69,13 @@ async fn a_thousand_concurrent_votes_are_all_counted_exactly() {
 #[tokio::test]
 async fn votes_to_a_closed_or_scheduled_paredao_are_rejected() {
     let app = spawn_app().await;
-    for (paredao, state) in [(CLOSED, "closed"), (SCHEDULED, "scheduled")] {
+    for (paredao, status, code, state) in
+        [(CLOSED, 410, "paredao_closed", "closed"), (SCHEDULED, 409, "paredao_not_open", "scheduled")]
+    {
         let r = app.vote(paredao, "ana").await;
-        assert_eq!(r.status(), 409, "{paredao}");
+        assert_eq!(r.status(), status, "{paredao}");
         let body: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(body["error"], "paredao_not_open");
+        assert_eq!(body["error"], code);
         assert!(body["message"].as_str().unwrap().contains(state), "{body}");
     }
     // Nothing was counted for them: a vote to the open one is the only one that shows up.

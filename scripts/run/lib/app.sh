@@ -97,7 +97,8 @@ start_apis() {
         start_service "api-$i" "$port" "$API_BIN" \
             APP_APPLICATION__PORT="$port" \
             APP_CAPTCHA__HMAC_KEY="$(captcha_hmac_key)" \
-            APP_ADMIN__TOKEN="$(admin_token)"
+            APP_ADMIN__TOKEN="$(admin_token)" \
+            APP_UPLOADS__DIR="$STACK_DIR/uploads"
     done
     i=0
     for port in $API_PORTS; do

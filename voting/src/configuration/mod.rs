@@ -40,6 +40,8 @@ pub struct Settings {
     pub admin: AdminSettings,
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    #[serde(default)]
+    pub uploads: UploadsSettings,
     /// Paredões written to the store at start-up (an upsert by id), until the admin area exists.
     #[serde(default)]
     pub seed: Vec<Paredao>,
@@ -155,6 +157,26 @@ pub struct TelemetrySettings {
     /// `host:port` of a Graylog GELF TCP input; unset or empty: stdout only.
     #[serde(default)]
     pub gelf_address: Option<String>,
+}
+
+/// Where the participants' photos uploaded from the admin area are written; nginx serves that
+/// folder at `/fotos/`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UploadsSettings {
+    pub dir: PathBuf,
+    /// Largest photo accepted, in bytes (the body limit of the photo route only).
+    #[serde(default = "default_max_photo_bytes")]
+    pub max_photo_bytes: usize,
+}
+
+fn default_max_photo_bytes() -> usize {
+    5 * 1024 * 1024
+}
+
+impl Default for UploadsSettings {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("run/uploads"), max_photo_bytes: default_max_photo_bytes() }
+    }
 }
 
 /// The SRE-only endpoints (fault injection). Disabled while the token is empty.
