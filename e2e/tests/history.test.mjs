@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import {
-  BASE, CLOSED, ADMIN_TOKEN, DESKTOP, PHONE, TEAM, apiJson, eventually, launch, openPage, screenshot, signIn,
+  BASE, CLOSED, OPEN, ADMIN_TOKEN, DESKTOP, PHONE, TEAM,
+  apiJson, eventually, launch, openPage, screenshot, signIn, solvedCaptcha, stats,
 } from './helpers.mjs';
 
 let browser;
@@ -74,6 +75,29 @@ test('the panel of a closed paredão shows the final result, its digest and the 
     assert.ok(links.includes(want), `an export link ${want}: ${links}`);
   }
   await screenshot(page, 'painel-final-desktop');
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test('the panel of the open paredão charts the last hour minute by minute', async () => {
+  const r = await fetch(`${BASE}/api/paredoes/${OPEN}/votes`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ participant_id: 'ana', captcha: await solvedCaptcha(OPEN) }),
+  });
+  assert.equal(r.status, 202);
+  const s = await eventually('the vote in the per-minute statistics', async () => {
+    const now = await stats(OPEN);
+    return now.per_minute.some((m) => m.total > 0) && now;
+  });
+  assert.equal(s.final, null, 'an open paredão is not final');
+
+  const page = await openPage(browser, PHONE);
+  await signIn(page, TEAM.producer, `/painel.html?p=${OPEN}`);
+  await assert.doesNotReject(page.locator('#minute-panel:not([hidden])').waitFor());
+  assert.equal(await page.locator('#minute-chart g.chart__bar').count(), 60, 'one bar per minute of the last hour');
+  assert.ok(await page.locator('#minute-chart rect[height]:not([height="0"])').count() > 0, 'the minute with the vote has a bar');
+  assert.ok(await page.locator('#final-result').isHidden(), 'no final result while open');
+  await screenshot(page, 'painel-minutes-phone');
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
