@@ -65,6 +65,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("not allowed: {0}")]
     Forbidden(&'static str),
+    #[error("paredão '{0}' has no final result yet: it is open, or its last votes are still being counted")]
+    NotFinal(String),
     #[error("this vote failed on purpose: fault injection is on (an SRE drill); nothing was counted, try again")]
     InjectedFault,
     #[error(transparent)]
@@ -99,6 +101,7 @@ impl ApiError {
             ApiError::CaptchaOff => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFinal(_) => StatusCode::CONFLICT,
             ApiError::InjectedFault => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -123,6 +126,7 @@ impl ApiError {
             ApiError::CaptchaOff => "captcha_off",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFinal(_) => "not_final",
             ApiError::InjectedFault => "injected_fault",
             ApiError::Unexpected(_) => "internal_error",
         }

@@ -175,6 +175,9 @@ pub fn router(state: AppState, body_limit: usize, header_limit: HeaderLimit) -> 
         .routes(routes!(routes::challenge::get_challenge))
         .routes(routes!(routes::results::get_results))
         .routes(routes!(routes::stats::get_stats))
+        .routes(routes!(routes::final_result::get_final))
+        .routes(routes!(routes::export::export))
+        .routes(routes!(routes::history::get_history))
         .merge(voting::health::router(state.metrics.clone(), {
             let admission = state.admission.clone();
             move || admission.publish_gauges()

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use voting::configuration::Settings;
 use voting::store::Store;
 
+use crate::freezer::{self, Freezer};
 use crate::spent_janitor::{self, Janitor, QueuePosition};
 use crate::status::Status;
 use crate::worker::Worker;
@@ -21,6 +22,8 @@ pub struct Consumer {
     store: Store,
     status: Arc<Status>,
     position: Arc<QueuePosition>,
+    freezer: Freezer,
+    freeze_every: Duration,
 }
 
 /// How often an idle consumer checks that the store still answers (for readiness).
@@ -42,7 +45,9 @@ impl Consumer {
         let listener = TcpListener::bind((settings.consumer.host.as_str(), settings.consumer.port)).await?;
         let port = listener.local_addr()?.port();
         tracing::info!(port, "consumer health and metrics listening");
-        Ok(Self { listener, port, worker, store, status, position })
+        let freezer = Freezer::new(&settings, store.clone());
+        let freeze_every = freezer::every(&settings);
+        Ok(Self { listener, port, worker, store, status, position, freezer, freeze_every })
     }
 
     pub fn port(&self) -> u16 {
@@ -74,6 +79,17 @@ impl Consumer {
                 async move { spent_janitor::tidy(&store, &mut *janitor.lock().await, &position).await }
             })
         };
+        let freezer = {
+            let freezer = Arc::new(tokio::sync::Mutex::new(self.freezer));
+            let task = {
+                let freezer = freezer.clone();
+                voting::periodic::spawn_every(self.freeze_every, stop.clone(), move || {
+                    let freezer = freezer.clone();
+                    async move { freezer::step(&mut *freezer.lock().await).await }
+                })
+            };
+            (freezer, task)
+        };
         {
             let stop = stop.clone();
             tokio::spawn(async move {
@@ -85,6 +101,8 @@ impl Consumer {
         stop.cancel();
         let _ = probe.await;
         let _ = janitor.await;
+        let _ = freezer.1.await;
+        freezer.0.lock().await.close().await;
         http_stop.cancel();
         http.await??;
         Ok(())

@@ -8,7 +8,9 @@ import { ApiError, getParedao, getStats, loadErrorMessage, paredaoIdFromLocation
 import { createAvatar } from './avatar.js';
 import { createHourlyChart, seriesClass, swatch } from './chart.js';
 import { el } from './dom.js';
-import { formatDayMonth, formatHour, formatInteger, formatPercentage, parseInstant, showUpdatedAt } from './format.js';
+import {
+  formatDayMonth, formatHour, formatInteger, formatLongDateTime, formatPercentage, parseInstant, showUpdatedAt,
+} from './format.js';
 
 const REFRESH_MS = 3000;
 const HOUR_MS = 3600 * 1000;
@@ -234,6 +236,8 @@ function render(stats) {
   renderCards(participants, total);
   renderTable(hourly, participants);
   chart.render(hourly, participants);
+  renderMinuteChart(stats, participants);
+  renderFinal(stats);
 }
 
 function showFailure(error) {
@@ -278,6 +282,111 @@ async function loadParedao() {
   } catch {
     // The statistics request reports the problem.
   }
+}
+
+// ---------------------------------------------------------------- per-minute chart (last hour)
+
+const MINUTE_MS = 60 * 1000;
+const MINUTES_SHOWN = 60;
+const minutePanel = $('minute-panel');
+const minuteChartElement = $('minute-chart');
+const minuteChart = createHourlyChart({
+  chart: minuteChartElement,
+  scroll: $('minute-chart-scroll'),
+  yAxis: $('minute-chart-y-axis'),
+  legend: $('minute-chart-legend'),
+});
+let minuteLineUpKey = '';
+
+/**
+ * The last hour, one bar per minute (0 for the minutes without votes), ending now while the vote
+ * is open, or at the last minute counted once it has closed. The chart draws "hours" of any
+ * length: each minute is passed as a bucket whose `hour` is its start.
+ */
+function lastHourOfMinutes(stats) {
+  const counted = new Map();
+  for (const m of Array.isArray(stats.per_minute) ? stats.per_minute : []) {
+    const at = parseInstant(m.minute);
+    if (at) counted.set(at.getTime(), { total: Number(m.total) || 0, votes: m.votes || {} });
+  }
+  const latest = Math.max(0, ...counted.keys());
+  const end = stats.state === 'open' ? Math.floor(Date.now() / MINUTE_MS) * MINUTE_MS : latest;
+  if (!end) return [];
+  const buckets = [];
+  for (let t = end - (MINUTES_SHOWN - 1) * MINUTE_MS; t <= end; t += MINUTE_MS) {
+    const c = counted.get(t);
+    buckets.push({ hour: new Date(t).toISOString(), total: c ? c.total : 0, votes: c ? c.votes : {} });
+  }
+  return buckets;
+}
+
+function renderMinuteChart(stats, participants) {
+  const minutes = lastHourOfMinutes(stats);
+  // Shown while the vote is open, and after it while its minutes are kept (until the result is frozen).
+  minutePanel.hidden = minutes.length === 0;
+  if (minutePanel.hidden) return;
+  const key = participants.map((p) => `${p.id}\u0000${p.name}`).join('\u0001');
+  if (key !== minuteLineUpKey) {
+    minuteLineUpKey = key;
+    minuteChart.setLineUp(participants);
+  }
+  minuteChart.render(minutes, participants);
+  const total = minutes.reduce((sum, m) => sum + m.total, 0);
+  minuteChartElement.setAttribute('aria-label',
+    `Votos por minuto na última hora: ${formatInteger(total)} ${total === 1 ? 'voto' : 'votos'} em ${minutes.length} minutos.`);
+}
+
+// ---------------------------------------------------------------- final result (closed paredão)
+
+const finalPanel = $('final-result');
+const finalHeading = $('final-heading');
+const finalStatus = $('final-status');
+const finalDetails = $('final-details');
+const finalDigest = $('final-digest');
+const finalFrozenAt = $('final-frozen-at');
+const finalExports = $('final-exports');
+let finalShownFor = '';
+
+const EXPORTS = [
+  ['csv', 'hour', 'CSV por hora'],
+  ['csv', 'minute', 'CSV por minuto'],
+  ['json', 'hour', 'JSON por hora'],
+  ['json', 'minute', 'JSON por minuto'],
+  ['csv', 'total', 'CSV dos totais'],
+];
+
+function exportLinks(id) {
+  return EXPORTS.map(([format, granularity, label]) => el('li', {},
+    el('a', {
+      className: 'button button--secondary',
+      href: `/api/paredoes/${encodeURIComponent(id)}/export?format=${format}&granularity=${granularity}`,
+      download: `paredao-${id}-${granularity}.${format}`,
+      dataset: { format, granularity },
+    }, label)));
+}
+
+/** Closed: "Apurando…" while the last votes drain, then "Resultado final" with its digest. */
+function renderFinal(stats) {
+  finalPanel.hidden = stats.state !== 'closed';
+  if (finalPanel.hidden) return;
+  const final = stats.final && typeof stats.final.digest === 'string' ? stats.final : null;
+  finalPanel.classList.toggle('is-final', Boolean(final));
+  if (!final) {
+    finalHeading.textContent = 'Apurando…';
+    finalStatus.textContent = 'Os últimos votos aceitos antes do encerramento ainda estão sendo contados.';
+    finalDetails.hidden = true;
+    return;
+  }
+  finalHeading.textContent = 'Resultado final';
+  finalStatus.textContent = `Todos os votos foram apurados: ${formatInteger(stats.total_votes)} no total.`;
+  finalDigest.textContent = final.digest;
+  const frozenAt = parseInstant(final.frozen_at);
+  finalFrozenAt.textContent = frozenAt ? `Congelado em ${formatLongDateTime(frozenAt)}.` : '';
+  if (finalShownFor !== paredaoId) {
+    finalShownFor = paredaoId;
+    finalExports.replaceChildren(...exportLinks(paredaoId));
+  }
+  finalDetails.hidden = false;
 }
 
 document.addEventListener('visibilitychange', () => {

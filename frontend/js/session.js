@@ -1,28 +1,28 @@
-// TEMPORARY stand-in so admin.html loads on the lifecycle branch; the accounts helper's
-// session.js replaces it at merge (same exports, see the contract).
+// Temporary stand-in for the accounts work's session.js (dropped at merge): the same exports,
+// doing only what this branch needs. The real one asks /api/auth/session and fills the team bar.
 
 export async function requireSession() {
-  const r = await fetch('/api/auth/session', { credentials: 'same-origin' });
+  const r = await fetch('/api/auth/session', { credentials: 'same-origin', cache: 'no-store' });
   if (r.status === 401) {
-    window.location.assign(`/entrar.html?${new URLSearchParams({ volta: window.location.pathname })}`);
+    window.location.assign(`/entrar.html?volta=${encodeURIComponent(window.location.pathname + window.location.search)}`);
     return new Promise(() => {});
   }
-  return r.ok ? r.json() : { name: '', role: 'admin', csrf_token: '', expires_at: null };
-}
-
-let csrf = '';
-export async function apiSend(method, path, body) {
-  const headers = { 'X-CSRF-Token': csrf };
-  let payload = body;
-  if (body !== undefined && !(body instanceof Blob)) {
-    headers['Content-Type'] = 'application/json';
-    payload = JSON.stringify(body);
-  } else if (body instanceof Blob) {
-    headers['Content-Type'] = body.type;
-  }
-  return fetch(path, { method, headers, body: payload, credentials: 'same-origin' });
+  return r.ok ? r.json() : {};
 }
 
 export async function apiGet(path) {
-  return fetch(path, { credentials: 'same-origin' });
+  const r = await fetch(path, { credentials: 'same-origin', cache: 'no-store', headers: { accept: 'application/json' } });
+  if (r.status === 401) {
+    window.location.assign(`/entrar.html?volta=${encodeURIComponent(window.location.pathname + window.location.search)}`);
+  }
+  return r;
+}
+
+export async function apiSend(method, path, body) {
+  return fetch(path, {
+    method,
+    credentials: 'same-origin',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 }

@@ -341,6 +341,7 @@ impl Store {
         self.counters().create_index(IndexModel::builder().keys(doc! { "paredao": 1, "hour": 1 }).build()).await?;
         self.spent_blocks().create_index(IndexModel::builder().keys(doc! { "x": 1 }).build()).await?;
         self.applied_batches().create_index(IndexModel::builder().keys(doc! { "applied_at": 1 }).build()).await?;
+        self.ensure_minute_indexes().await?;
         Ok(())
     }
 
@@ -456,6 +457,7 @@ impl Store {
         // Fold the fresh batches' votes, leaving out replayed challenges (the bits are set as
         // we go, so a replay inside this call is caught too).
         let mut tally = Tally::default();
+        let mut minutes = crate::minute_counters::MinuteTally::default();
         let mut replays = 0;
         let applied_at = BsonDateTime::from_chrono(Utc::now());
         let mut records = Vec::with_capacity(fresh.len());
@@ -469,6 +471,7 @@ impl Store {
                     continue;
                 }
                 tally.add(vote);
+                minutes.add(vote);
             }
             records.push(doc! { "_id": *id, "applied_at": applied_at });
         }
@@ -504,6 +507,7 @@ impl Store {
                 .session(&mut session)
                 .await?;
         }
+        self.add_minute_counts(&minutes, shard, &mut session).await?;
         commit(&mut session).await?;
         Ok(Applied { batches: fresh.len(), duplicates, votes: tally.total(), replays })
     }

@@ -2,7 +2,10 @@
 
 pub mod admin;
 pub mod challenge;
+pub mod export;
+pub mod final_result;
 pub mod health;
+pub mod history;
 pub mod paredao;
 pub mod paredoes_admin;
 pub mod results;

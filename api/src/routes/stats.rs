@@ -26,6 +26,23 @@ pub struct StatsView {
     pub hourly: Vec<HourVotes>,
     /// When the counters were read; `null` before the first read.
     pub updated_at: Option<DateTime<Utc>>,
+    /// The recent minutes that have votes (up to the last three hours), oldest first: the live
+    /// chart. Empty once the paredão's minutes are rolled up into its final result.
+    pub per_minute: Vec<voting::final_results::MinuteVotes>,
+    /// `null` while the votes are still being counted; once the paredão has closed and drained,
+    /// its frozen result's digest.
+    #[serde(rename = "final")]
+    pub final_result: Option<FinalMark>,
+}
+
+/// A final result's mark, in the statistics.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FinalMark {
+    /// SHA-256 (hex) of the per-hour CSV export.
+    pub digest: String,
+    pub frozen_at: DateTime<Utc>,
+    /// Always true: the backlog had drained when it was frozen.
+    pub drained: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,6 +107,12 @@ pub async fn get_stats(
         participants,
         hourly,
         updated_at: snapshot.taken_at,
+        per_minute: super::final_result::recent_minutes(&paredao, snapshot.per_minute.get(&paredao.id)),
+        final_result: snapshot.finals.get(&paredao.id).map(|f| FinalMark {
+            digest: f.digest.clone(),
+            frozen_at: f.frozen_at,
+            drained: true,
+        }),
     };
     ([(header::CACHE_CONTROL, "no-store")], Json(view))
 }

@@ -197,3 +197,22 @@ impl TestApp {
         created
     }
 }
+
+/// The SRE bearer token of `test_settings`: a Producer (and an admin) for the team endpoints.
+pub const TEAM_TOKEN: &str = "test-admin-token";
+
+impl TestApp {
+    /// A GET as a member of the production team (the bearer token).
+    pub async fn team_get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(TEAM_TOKEN).send().await.expect("the api answers")
+    }
+
+    /// A GET as a member of the production team, answered 200 with JSON.
+    pub async fn team_json(&self, path: &str) -> Value {
+        let r = self.team_get(path).await;
+        let status = r.status();
+        let body: Value = r.json().await.expect("a JSON body");
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+}

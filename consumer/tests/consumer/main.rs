@@ -3,7 +3,9 @@
 
 mod crash;
 mod delivery;
+mod freeze;
 mod helpers;
 mod http;
+mod rollup;
 mod store;
 mod store_crash;

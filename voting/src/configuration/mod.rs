@@ -132,6 +132,26 @@ pub struct ConsumerSettings {
     pub max_messages_per_write: usize,
     /// How long to wait for more messages once the first arrived, before writing.
     pub max_wait_ms: u64,
+    /// How the final result is frozen once a paredão has closed (see `consumer::freezer`).
+    #[serde(default)]
+    pub freeze: FreezeSettings,
+}
+
+/// When a closed paredão's counters are final: `grace_ms` after its closing (at least the API's
+/// `batcher.max_wait_ms + batcher.confirm_timeout_ms`, the longest a vote accepted before the
+/// close may take to reach the queue), with no vote ready in the queue and its counters
+/// unchanged for `settle_ms` (votes some consumer holds unacked). Checked every `every_ms`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FreezeSettings {
+    pub grace_ms: u64,
+    pub settle_ms: u64,
+    pub every_ms: u64,
+}
+
+impl Default for FreezeSettings {
+    fn default() -> Self {
+        Self { grace_ms: 10_000, settle_ms: 3_000, every_ms: 1_000 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
