@@ -38,4 +38,6 @@ pub struct AppState {
     /// Peers whose X-Real-IP / X-Forwarded-For are believed (nginx).
     pub trusted_proxies: Arc<Vec<voting::ip_net::IpNet>>,
     pub metrics: PrometheusHandle,
+    /// The production team's logins, sessions and their limits.
+    pub accounts: Arc<crate::accounts::Accounts>,
 }

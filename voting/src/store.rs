@@ -107,8 +107,8 @@ impl StoreError {
 
 #[derive(Clone)]
 pub struct Store {
-    client: Client,
-    db: Database,
+    pub(crate) client: Client,
+    pub(crate) db: Database,
 }
 
 /// What one `apply` did.
