@@ -120,6 +120,7 @@ pub struct AuditQuery {
     params(AuditQuery),
     responses(
         (status = 200, description = "The newest entries, newest first", body = [AuditView]),
+        (status = 400, description = "`invalid_query`: limit is not a number", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 503, description = "The store cannot be read", body = ErrorBody),
     )

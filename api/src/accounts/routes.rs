@@ -56,7 +56,11 @@ fn store_unavailable(e: impl std::fmt::Display) -> ApiError {
     responses(
         (status = 200, description = "Signed in; the cookie is set", body = SessionView,
          headers(("set-cookie" = String, description = "paredao_session=…; HttpOnly; SameSite=Strict; Path=/; Max-Age=…"))),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`: wrong name or password", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not sent as JSON", body = ErrorBody),
+        (status = 422, description = "The body lacks `name` or `password`", body = ErrorBody),
         (status = 429, description = "`login_rate_limited`: too many attempts from this address or for this account; see Retry-After", body = ErrorBody),
         (status = 503, description = "The store cannot be reached", body = ErrorBody),
     )
