@@ -19,6 +19,9 @@
 #                          host; site.yml: the containers on one host or many; -i INVENTORY)
 #   ./run.sh vote NAME     cast one vote through nginx, solving the captcha as the page does
 #   ./run.sh fault RATIO   make that share (0 to 1) of votes fail on purpose with 500; 0 turns it off
+#   ./run.sh admin create NAME [--role admin|producer]
+#                          a production team account (admin by default) in the local stack's store;
+#                          the password is asked for without echo, or read as one line from stdin
 #
 # Everything a stack writes lives in run/<stack>/ (git-ignored): pids/<name>.pid, logs/<name>.log,
 # and one directory per server for its config and data. Every server binds to 127.0.0.1 only.
@@ -63,6 +66,8 @@ source "$REPO/scripts/run/ansible.sh"
 source "$REPO/scripts/run/vote.sh"
 # shellcheck source=scripts/run/fault.sh
 source "$REPO/scripts/run/fault.sh"
+# shellcheck source=scripts/run/admin.sh
+source "$REPO/scripts/run/admin.sh"
 
 usage() {
     # The comment block at the top of this file, whatever its length.
@@ -83,6 +88,7 @@ main() {
         compose) exec "$REPO/deploy/compose.sh" "$@" ;;
         ansible) cmd_ansible "$@" ;;
         fault) cmd_fault "$@" ;;
+        admin) cmd_admin "$@" ;;
         bench) cmd_bench "$@" ;;
         chaos) cmd_chaos "$@" ;;
         chaos-fault) cmd_chaos_fault "$@" ;;

@@ -61,8 +61,14 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("this deployment hands out no proof-of-work challenges (captcha mode off or external)")]
     CaptchaOff,
-    #[error("a missing or wrong bearer token")]
+    #[error("sign in first: this needs a session of the production team (or the SRE bearer token)")]
     Unauthorized,
+    #[error("wrong name or password")]
+    InvalidCredentials,
+    #[error("too many login attempts; wait {}s and try again", .0.as_secs().max(1))]
+    LoginRateLimited(std::time::Duration),
+    #[error("the X-CSRF-Token header is missing or does not match the session (GET /api/auth/session tells it)")]
+    CsrfFailed,
     #[error("not allowed: {0}")]
     Forbidden(&'static str),
     #[error("paredão '{0}' has no final result yet: it is open, or its last votes are still being counted")]
@@ -99,7 +105,9 @@ impl ApiError {
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::CaptchaOff => StatusCode::NOT_FOUND,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::LoginRateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::CsrfFailed => StatusCode::FORBIDDEN,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFinal(_) => StatusCode::CONFLICT,
             ApiError::InjectedFault => StatusCode::INTERNAL_SERVER_ERROR,
@@ -125,6 +133,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::CaptchaOff => "captcha_off",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::LoginRateLimited(_) => "login_rate_limited",
+            ApiError::CsrfFailed => "csrf_failed",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFinal(_) => "not_final",
             ApiError::InjectedFault => "injected_fault",
@@ -179,7 +190,9 @@ impl IntoResponse for ApiError {
             // The broker or store is usually back within seconds.
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if let ApiError::RateLimited(wait) | ApiError::ChallengesRateLimited(wait) = &self {
+        if let ApiError::RateLimited(wait) | ApiError::ChallengesRateLimited(wait) | ApiError::LoginRateLimited(wait) =
+            &self
+        {
             // Whole seconds, rounded up: a client that waits this long is let through.
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));

@@ -2,38 +2,27 @@
 //! `AdminUser` (also create, open, close, manage accounts, the error switch). A handler that
 //! takes one cannot run for anybody else; nothing else decides who may do what.
 //!
-//! Today the only identity is the SRE bearer token (`admin.token`), which counts as an admin
-//! named `sre-token`. The production team's accounts and session cookies plug in here.
+//! Two ways to prove who one is:
+//! - the session cookie (`paredao_session`, from `POST /api/auth/login`): the session is read
+//!   from the store (through a cache of `auth.session_cache_ms`), so a logout or a deleted
+//!   account ends it on every replica. A request that changes something (anything but GET and
+//!   HEAD) must also send the session's CSRF token in `X-CSRF-Token`, else 403 `csrf_failed`:
+//!   another site can make a browser send the cookie (SameSite aside), not read the token;
+//! - the SRE bearer token (`admin.token`), which counts as an admin named `sre-token` and needs
+//!   no CSRF token (a browser never sends it by itself).
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::Method;
 use axum::http::request::Parts;
-use serde::Serialize;
 use subtle::ConstantTimeEq;
-use utoipa::ToSchema;
+use voting::accounts::Session;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// What a member of the production team may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Watches the night and exports results.
-    Producer,
-    /// Also creates, opens and closes paredões, manages accounts and the error switch.
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Producer => "producer",
-            Role::Admin => "admin",
-        }
-    }
-}
+pub use voting::accounts::Role;
 
 /// The member of the production team behind a request, and where it came from (for the audit).
 #[derive(Debug, Clone)]
@@ -70,7 +59,7 @@ impl FromRequestParts<AppState> for AdminUser {
     }
 }
 
-/// The identity a request proves, or 401.
+/// The identity a request proves, or 401 (403 `csrf_failed` for a session without its token).
 async fn identify(parts: &mut Parts, state: &AppState) -> Result<Identity, ApiError> {
     let address = request_address(parts, state);
     let given = parts
@@ -84,7 +73,36 @@ async fn identify(parts: &mut Parts, state: &AppState) -> Result<Identity, ApiEr
     {
         return Ok(Identity { name: "sre-token".into(), role: Role::Admin, address });
     }
-    Err(ApiError::Unauthorized)
+    let Some((_, session)) = session_of(parts, state).await? else {
+        return Err(ApiError::Unauthorized);
+    };
+    check_csrf(parts, &session)?;
+    Ok(Identity { name: session.name.to_string(), role: session.role, address })
+}
+
+/// The live session the request's cookie names, with the hash it is stored under; `None`
+/// without a cookie, or for one whose session has ended.
+pub(crate) async fn session_of(parts: &Parts, state: &AppState) -> Result<Option<(String, Session)>, ApiError> {
+    let Some(token) = crate::accounts::session::presented_token(parts) else {
+        return Ok(None);
+    };
+    let hash = crate::accounts::session::token_hash(&token);
+    match state.accounts.session(&state.store, &hash).await {
+        Ok(found) => Ok(found.map(|s| (hash, s))),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read a session from the store");
+            Err(ApiError::Unavailable("the store cannot be read; try again"))
+        }
+    }
+}
+
+/// A request that changes something, signed in by cookie, carries the session's CSRF token.
+pub(crate) fn check_csrf(parts: &Parts, session: &Session) -> Result<(), ApiError> {
+    if parts.method == Method::GET || parts.method == Method::HEAD {
+        return Ok(());
+    }
+    let given = parts.headers.get("x-csrf-token").map(|v| v.as_bytes()).unwrap_or_default();
+    if bool::from(given.ct_eq(session.csrf_token.as_bytes())) { Ok(()) } else { Err(ApiError::CsrfFailed) }
 }
 
 /// The client's address, as the rate limiters see it.

@@ -1,6 +1,7 @@
 //! The Paredão HTTP API: the paredão, votes (group-committed to RabbitMQ), results and
 //! statistics (served from memory), health and metrics.
 
+pub mod accounts;
 pub mod admission;
 pub mod anti_bot;
 pub mod audit;

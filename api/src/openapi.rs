@@ -3,6 +3,8 @@
 
 use utoipa::OpenApi;
 
+use crate::accounts::SessionAuth;
+
 /// Where the spec is served (stable: the pages' tests and external clients read it there).
 pub const SPEC_PATH: &str = "/api-docs/openapi.json";
 
@@ -21,8 +23,11 @@ pub const SPEC_PATH: &str = "/api-docs/openapi.json";
         (name = "health", description = "Liveness and readiness"),
         (name = "admin", description = "SRE switches (bearer token): the deliberate error path"),
         (name = "paredao-admin", description = "The production team runs the paredões: create, edit, open, close, photos"),
+        (name = "auth", description = "The production team's login, session and logout (cookie session, CSRF token)"),
+        (name = "accounts", description = "The production team's accounts (admins)"),
+        (name = "audit", description = "What the production team did, who, when and from where"),
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &SessionAuth)
 )]
 pub struct ApiDoc;
 

@@ -111,6 +111,10 @@ impl Application {
         let challenge_rate_limiter = Arc::new(RateLimiter::challenges(&settings.rate_limit));
         refreshers.push(challenge_rate_limiter.clone().spawn_purger(Duration::from_secs(30), refreshers_stop.clone()));
 
+        let accounts = Arc::new(crate::accounts::Accounts::new(&settings.auth));
+        accounts.passwords.warm_up();
+        refreshers.push(accounts.clone().spawn_janitor(store.clone(), refreshers_stop.clone()));
+
         let state = AppState {
             admission: Arc::new(Admission::new(&settings.admission)),
             paredoes,
@@ -128,6 +132,7 @@ impl Application {
             trusted_proxies: Arc::new(app.trusted_proxies.clone()),
             metrics,
             uploads: Arc::new(settings.uploads.clone()),
+            accounts,
         };
         let router = router(state, app.body_limit_bytes, HeaderLimit::new(app));
 
@@ -193,6 +198,12 @@ pub fn router(state: AppState, body_limit: usize, header_limit: HeaderLimit) -> 
             routes!(routes::paredoes_admin::put_photo)
                 .layer(DefaultBodyLimit::max(state.uploads.max_photo_bytes.saturating_add(1))),
         )
+        .routes(routes!(crate::accounts::routes::login))
+        .routes(routes!(crate::accounts::routes::get_session))
+        .routes(routes!(crate::accounts::routes::logout))
+        .routes(routes!(crate::accounts::admin::list_accounts, crate::accounts::admin::create_account))
+        .routes(routes!(crate::accounts::admin::update_account, crate::accounts::admin::delete_account))
+        .routes(routes!(crate::audit::get_audit))
         .split_for_parts();
 
     let (prometheus_layer, _) = PrometheusMetricLayerBuilder::new()

@@ -40,4 +40,6 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Where the participants' photos go (served by nginx at /fotos/).
     pub uploads: Arc<voting::configuration::UploadsSettings>,
+    /// The production team's logins, sessions and their limits.
+    pub accounts: Arc<crate::accounts::Accounts>,
 }

@@ -42,8 +42,12 @@ export async function screenshot(page, name) {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true, animations: 'disabled' });
 }
 
+/** The stack's SRE bearer token (run.sh passes it): the tests' own reads of team endpoints. */
+export const ADMIN_TOKEN = process.env.PAREDAO_E2E_ADMIN_TOKEN ?? '';
+const teamHeaders = () => (ADMIN_TOKEN ? { authorization: `Bearer ${ADMIN_TOKEN}` } : {});
+
 export async function apiJson(path) {
-  const r = await fetch(BASE + path);
+  const r = await fetch(BASE + path, { headers: teamHeaders() });
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
   return r.json();
 }
@@ -93,4 +97,33 @@ export const encode = (payload) => Buffer.from(JSON.stringify(payload)).toString
 export async function solvedCaptcha(paredao) {
   const c = await apiJson(`/api/paredoes/${paredao}/challenge`);
   return encode(solve(c));
+}
+
+/** The production team's test accounts (the e2e stack only), made through the API on first use. */
+export const TEAM = {
+  producer: { name: 'e2e-producer', password: 'e2e producer password', role: 'producer' },
+  admin: { name: 'e2e-admin', password: 'e2e admin password', role: 'admin' },
+};
+
+/** Makes `who` (one of TEAM) with the bearer token; an account already there is fine. */
+export async function ensureAccount(who) {
+  const r = await fetch(`${BASE}/api/admin/accounts`, {
+    method: 'POST',
+    headers: { ...teamHeaders(), 'content-type': 'application/json' },
+    body: JSON.stringify(who),
+  });
+  if (r.status !== 201 && r.status !== 409) throw new Error(`creating ${who.name}: HTTP ${r.status} ${await r.text()}`);
+}
+
+/**
+ * Signs `page` in as `who` through the login page, as a person does, and waits until the
+ * browser is back on `volta` (default the panel).
+ */
+export async function signIn(page, who = TEAM.producer, volta = '/painel.html') {
+  await ensureAccount(who);
+  await page.goto(`${BASE}/entrar.html?volta=${encodeURIComponent(volta)}`);
+  await page.getByLabel('Usuário').fill(who.name);
+  await page.getByLabel('Senha').fill(who.password);
+  await page.getByRole('button', { name: 'Entrar' }).click();
+  await page.waitForURL((url) => url.pathname === volta.split('?')[0]);
 }

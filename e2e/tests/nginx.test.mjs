@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BASE, OPEN } from './helpers.mjs';
+import { ADMIN_TOKEN, BASE, OPEN } from './helpers.mjs';
 
 // The stack's run directory and its replicas' ports, from run.sh (browser_tests).
 const RUN_DIR = process.env.PAREDAO_E2E_RUN_DIR;
@@ -28,9 +28,29 @@ test('the viewer results are micro-cached and the statistics are not', async () 
   const statuses = [];
   for (let i = 0; i < 3; i++) statuses.push((await fetch(path)).headers.get('x-cache-status'));
   assert.ok(statuses.includes('HIT'), `a repeated results request is served by nginx (${statuses})`);
-  const stats = await fetch(`${BASE}/api/paredoes/${OPEN}/stats`);
+  const stats = await fetch(`${BASE}/api/paredoes/${OPEN}/stats`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.equal(stats.status, 200);
   assert.equal(stats.headers.get('x-cache-status'), null);
   assert.equal(stats.headers.get('cache-control'), 'no-store');
+});
+
+test('the statistics, the audit and the accounts answer nobody without a session', async () => {
+  for (const path of [`/api/paredoes/${OPEN}/stats`, '/api/admin/audit', '/api/admin/accounts']) {
+    const r = await fetch(`${BASE}${path}`);
+    assert.equal(r.status, 401, path);
+    assert.equal((await r.json()).error, 'unauthorized', path);
+  }
+});
+
+test('logins have a guard of their own, apart from the votes\' one', async () => {
+  // A wrong password is the API's 401 (not a vote guard's refusal), in JSON.
+  const r = await fetch(`${BASE}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'nobody-here', password: 'not a password at all' }),
+  });
+  assert.equal(r.status, 401);
+  assert.equal((await r.json()).error, 'invalid_credentials');
 });
 
 test('a query string does not make a viewer miss the results micro-cache', async () => {

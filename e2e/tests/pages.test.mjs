@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   BASE, OPEN, CLOSED, SCHEDULED, PHONE, DESKTOP,
-  launch, openPage, screenshot, stats, apiJson, eventually, ptNumber, solvedCaptcha,
+  launch, openPage, screenshot, stats, apiJson, eventually, ptNumber, solvedCaptcha, signIn, TEAM,
 } from './helpers.mjs';
 
 let browser;
@@ -87,7 +87,7 @@ test('voting again for another participant moves the numbers', async () => {
 
 test('the production panel shows the totals and votes per hour of the statistics API', async () => {
   const page = await openPage(browser, DESKTOP);
-  await page.goto(`${BASE}/painel.html`);
+  await signIn(page);
   const s = await eventually('the panel to match the statistics', async () => {
     const s = await stats(OPEN);
     const total = await page.locator('#total-votes').textContent();
@@ -206,6 +206,7 @@ test('the vote can be cast with the keyboard alone', async () => {
 test('screenshots of every page at phone and desktop sizes', async () => {
   for (const [size, device] of [['phone', PHONE], ['desktop', DESKTOP]]) {
     const page = await openPage(browser, device);
+    await signIn(page);
     for (const [name, path] of [['resultado', `/resultado.html?p=${OPEN}&voto=ana`], ['painel', '/painel.html']]) {
       await page.goto(BASE + path);
       await page.waitForFunction(() => /\d/.test(document.querySelector('#updated-at')?.textContent ?? ''));

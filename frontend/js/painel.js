@@ -8,6 +8,7 @@ import { ApiError, getParedao, getStats, loadErrorMessage, paredaoIdFromLocation
 import { createAvatar } from './avatar.js';
 import { createHourlyChart, seriesClass, swatch } from './chart.js';
 import { el } from './dom.js';
+import { requireSession } from './session.js';
 import {
   formatDayMonth, formatHour, formatInteger, formatLongDateTime, formatPercentage, parseInstant, showUpdatedAt,
 } from './format.js';
@@ -394,7 +395,8 @@ document.addEventListener('visibilitychange', () => {
   if (!document.hidden) refresh();
 });
 
-loadParedao().then(() => {
+// Signed in first: without a session the browser goes to the login page.
+requireSession().then(loadParedao).then(() => {
   refresh();
   setInterval(refresh, REFRESH_MS);
 });

@@ -59,7 +59,15 @@ fn error_code(body: &[u8]) -> Option<String> {
 
 impl Target {
     pub fn new(base: &str, paredao: &str) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        // The statistics are the production team's: the stack's SRE bearer token
+        // (PAREDAO_ADMIN_TOKEN, which run.sh passes) reads them.
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(token) = std::env::var("PAREDAO_ADMIN_TOKEN")
+            && !token.is_empty()
+        {
+            headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+        }
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).default_headers(headers).build()?;
         Ok(Self {
             client,
             base: base.trim_end_matches('/').to_string(),

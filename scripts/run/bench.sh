@@ -30,7 +30,7 @@ cmd_bench() {
     # The load generator stands for a crowd with CPUs of its own: it runs ahead of the stack on
     # the shared cores (where allowed), so that its own delays stay out of the latencies it
     # measures (it reports what is left of them as `client lag`).
-    nice -n -10 "$REPO/target/release/paredao-load" --base "http://127.0.0.1:$NGINX_PORT" --paredao paredao-1 \
+    PAREDAO_ADMIN_TOKEN="$(admin_token)" nice -n -10 "$REPO/target/release/paredao-load" --base "http://127.0.0.1:$NGINX_PORT" --paredao paredao-1 \
         --out "$REPO/target/bench" "${pids[@]}" "$@"
 }
 

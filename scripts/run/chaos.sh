@@ -29,7 +29,7 @@ cmd_chaos() {
     trap 'stop_stack' EXIT
     start_app_stack
     log "chaos suite against http://127.0.0.1:$NGINX_PORT (run dir $STACK_DIR)"
-    "$REPO/target/release/paredao-load" chaos --base "http://127.0.0.1:$NGINX_PORT" --api-ports "$API_PORTS" \
+    PAREDAO_ADMIN_TOKEN="$(admin_token)" "$REPO/target/release/paredao-load" chaos --base "http://127.0.0.1:$NGINX_PORT" --api-ports "$API_PORTS" \
         --mgmt "http://127.0.0.1:$RABBITMQ_MGMT_PORT" --run-sh "$REPO/run.sh" --pid-dir "$PID_DIR" --out "$REPO/target/chaos" \
         --command "./run.sh chaos${*:+ $*}" "$@"
 }

@@ -1,7 +1,9 @@
 //! What the API and the consumer share: the voting domain (paredão, vote, tally), and the
 //! configuration, telemetry, broker and store code both services stand on.
 
+pub mod accounts;
 pub mod altcha;
+pub mod audit_log;
 pub mod backoff;
 pub mod broker;
 pub mod challenge_key;

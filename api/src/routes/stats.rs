@@ -11,6 +11,7 @@ use voting::paredao::{ParedaoId, ParedaoState, ParticipantId};
 
 use super::{NamedParedao, ReadRefusals, state_now, votes_for};
 use crate::admission::ReadSlot;
+use crate::identity::Producer;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,10 +69,13 @@ pub struct HourVotes {
     params(("paredao_id" = String, Path, description = "The paredão id, or `current`")),
     responses(
         (status = 200, description = "Exact vote counts", body = StatsView),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
         ReadRefusals,
-    )
+    ),
+    security(("session" = []), ("bearer" = [])),
 )]
 pub async fn get_stats(
+    _who: Producer,
     _slot: ReadSlot,
     State(state): State<AppState>,
     NamedParedao(paredao): NamedParedao,

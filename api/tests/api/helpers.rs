@@ -105,8 +105,17 @@ impl TestApp {
         (status, r.json().await.expect("a JSON body"))
     }
 
+    /// The production statistics, asked for with the SRE bearer token.
     pub async fn stats(&self, paredao: &str) -> Value {
-        let (status, body) = self.get_json(&format!("/api/paredoes/{paredao}/stats")).await;
+        let r = self
+            .client
+            .get(self.url(&format!("/api/paredoes/{paredao}/stats")))
+            .bearer_auth(self.settings.admin.token().unwrap_or(ADMIN_TOKEN))
+            .send()
+            .await
+            .expect("the api answers");
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.expect("a JSON body");
         assert_eq!(status, 200, "{body}");
         body
     }
@@ -214,5 +223,75 @@ impl TestApp {
         let body: Value = r.json().await.expect("a JSON body");
         assert_eq!(status, 200, "{path}: {body}");
         body
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The production team's accounts and sessions
+// ---------------------------------------------------------------------------------------------
+
+
+/// A signed-in browser: its cookie and the session's CSRF token.
+pub struct SignedIn {
+    pub cookie: String,
+    pub csrf_token: String,
+    pub body: Value,
+}
+
+impl TestApp {
+    /// Makes an account straight in the store, as `api admin create` does.
+    pub async fn add_account(&self, name: &str, role: voting::accounts::Role, password: &str) {
+        let store = voting::store::Store::connect(&self.settings.store).await.expect("the store");
+        let account = voting::accounts::Account {
+            name: voting::accounts::AccountName::parse(name).expect("a name"),
+            role,
+            password_hash: api::accounts::password::hash_now(password).expect("a hash"),
+            created_at: chrono::Utc::now(),
+            failed_logins: 0,
+            locked_until: None,
+        };
+        store.create_account(&account).await.expect("the account is created");
+    }
+
+    pub async fn login_response(&self, name: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/auth/login"))
+            .json(&serde_json::json!({ "name": name, "password": password }))
+            .send()
+            .await
+            .expect("the api answers")
+    }
+
+    /// Signs in, failing the test unless it works.
+    pub async fn login(&self, name: &str, password: &str) -> SignedIn {
+        let r = self.login_response(name, password).await;
+        assert_eq!(r.status(), 200, "login of {name}");
+        let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        let cookie = set_cookie.split(';').next().unwrap().to_string();
+        let body: Value = r.json().await.unwrap();
+        SignedIn { cookie, csrf_token: body["csrf_token"].as_str().unwrap().to_string(), body }
+    }
+
+    /// A request with the session's cookie (and its CSRF token, when `csrf` is given).
+    pub fn as_signed_in(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: &SignedIn,
+        csrf: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self.client.request(method, self.url(path)).header("cookie", &who.cookie);
+        if let Some(token) = csrf {
+            request = request.header("x-csrf-token", token);
+        }
+        request
+    }
+}
+
+impl TestApp {
+    /// Makes the admin `root` and signs in as it.
+    pub async fn login_with_new_admin(&self) -> SignedIn {
+        self.add_account("root", voting::accounts::Role::Admin, "root password, long").await;
+        self.login("root", "root password, long").await
     }
 }

@@ -1,6 +1,8 @@
 //! API integration tests: the real app on a random port, against the real RabbitMQ and
 //! MongoDB-protocol server started by `./run.sh test`.
 
+mod accounts;
+mod auth;
 mod broker_alarm;
 mod captcha;
 mod client_cookie;

@@ -152,6 +152,7 @@ browser_tests() {
     # The run directory and the replicas' ports: the nginx tests pause a replica by its pid file.
     (cd "$REPO/e2e" && PAREDAO_E2E_URL="http://127.0.0.1:$NGINX_PORT" PAREDAO_E2E_ARTIFACTS="$REPO/test-artifacts" \
         PAREDAO_E2E_RUN_DIR="$STACK_DIR" PAREDAO_E2E_API_PORTS="$API_PORTS" \
+        PAREDAO_E2E_ADMIN_TOKEN="$(admin_token)" \
         node --test --test-concurrency=1 tests/)
 }
 

@@ -38,6 +38,9 @@ pub struct Settings {
     pub captcha: CaptchaSettings,
     pub rate_limit: RateLimitSettings,
     pub admin: AdminSettings,
+    /// The production team's logins and sessions.
+    #[serde(default)]
+    pub auth: AuthSettings,
     #[serde(default)]
     pub telemetry: TelemetrySettings,
     #[serde(default)]
@@ -205,6 +208,37 @@ pub struct AdminSettings {
     /// Bearer token for `/api/admin/*`. Generated on first local run (run/secrets), never
     /// committed; every replica of a deployment shares it.
     pub token: AdminToken,
+}
+
+/// The production team's logins and sessions (`api::accounts`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// How long a session lasts after its login (the cookie's Max-Age too).
+    pub session_ttl_secs: u64,
+    /// How long a replica trusts a session it has read from the store before reading it again:
+    /// a logout or an account deleted on another replica takes effect within this.
+    pub session_cache_ms: u64,
+    /// Consecutive failed logins after which an account is locked for `lockout_secs`.
+    pub max_failed_logins: u32,
+    pub lockout_secs: u64,
+    /// Login attempts per client address, per replica.
+    pub login_rate: Rate,
+    /// Password hashes computed at once per replica (argon2 takes ~19 MiB and tens of ms each).
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            session_ttl_secs: 8 * 3600,
+            session_cache_ms: 2_000,
+            max_failed_logins: 5,
+            lockout_secs: 300,
+            login_rate: Rate { per_second: 0.2, burst: 10 },
+            max_concurrent_hashes: 2,
+        }
+    }
 }
 
 impl AdminSettings {
