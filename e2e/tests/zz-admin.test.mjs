@@ -7,8 +7,7 @@
 // run after every test that votes on `paredao-e2e`: `node --test tests/` runs the files in name
 // order, hence the `zz-` of this file's name.
 //
-// The admin account: PAREDAO_E2E_ADMIN_NAME / PAREDAO_E2E_ADMIN_PASSWORD (the stack's first
-// admin, made by `./run.sh admin create`).
+// The admin account is TEAM.admin of helpers.mjs (made through the API with the stack's token).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { deflateSync } from 'node:zlib';
@@ -16,11 +15,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import {
-  BASE, OPEN, PHONE, DESKTOP, launch, openPage, screenshot, apiJson, eventually, solvedCaptcha,
+  BASE, OPEN, PHONE, DESKTOP, TEAM, launch, openPage, screenshot, apiJson, eventually, signIn, solvedCaptcha,
 } from './helpers.mjs';
 
-const ADMIN_NAME = process.env.PAREDAO_E2E_ADMIN_NAME ?? 'e2e-admin';
-const ADMIN_PASSWORD = process.env.PAREDAO_E2E_ADMIN_PASSWORD ?? 'e2e-admin-password';
 const ID = `e2e-admin-${Date.now().toString(36)}`;
 
 let browser;
@@ -62,16 +59,6 @@ function png(width, height, [r, g, b]) {
   ]);
 }
 
-async function signIn(page) {
-  await page.goto(`${BASE}/entrar.html?volta=/admin.html`);
-  await page.getByLabel(/nome/i).fill(ADMIN_NAME);
-  await page.getByLabel(/senha/i).fill(ADMIN_PASSWORD);
-  await Promise.all([
-    page.waitForURL(/admin\.html/),
-    page.getByRole('button', { name: /entrar/i }).click(),
-  ]);
-}
-
 /** The admin page's row of paredão `id`. */
 const rowOf = (page, id) => page.locator(`#paredao-list [data-paredao="${id}"]`);
 
@@ -90,7 +77,7 @@ test('an admin runs a whole paredão from the browser and a late vote is refused
 
   const admin = await openPage(browser, DESKTOP);
   admin.on('dialog', (d) => d.accept());
-  await signIn(admin);
+  await signIn(admin, TEAM.admin, '/admin.html');
   await admin.locator('#paredao-list:not([aria-busy])').waitFor();
   await screenshot(admin, 'admin-desktop');
 

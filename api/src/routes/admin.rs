@@ -1,4 +1,5 @@
-//! SRE-only switches, behind a bearer token: the deliberate error path.
+//! The admins' switches (a session with the admin role, or the SRE bearer token): the
+//! deliberate error path.
 
 use axum::Json;
 use axum::extract::State;
@@ -20,10 +21,11 @@ pub struct FaultSetting {
 /// The fault injection in force (the same on every replica within a second).
 #[utoipa::path(
     get, path = "/api/admin/fault", tag = "admin",
-    security(("bearer" = [])),
+    security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The current setting", body = FaultSetting),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Not signed in (no session, or a wrong bearer token)", body = ErrorBody),
+        (status = 403, description = "Signed in, but not an admin", body = ErrorBody),
     )
 )]
 pub async fn get_fault(_admin: AdminUser, State(state): State<AppState>) -> Result<Json<FaultSetting>, ApiError> {
@@ -34,11 +36,12 @@ pub async fn get_fault(_admin: AdminUser, State(state): State<AppState>) -> Resu
 /// every replica, until set back to 0. For showing errors in Graylog and Grafana on demand.
 #[utoipa::path(
     put, path = "/api/admin/fault", tag = "admin",
-    security(("bearer" = [])),
+    security(("session" = []), ("bearer" = [])),
     request_body = FaultSetting,
     responses(
         (status = 200, description = "Set; every replica follows within a second", body = FaultSetting),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Not signed in (no session, or a wrong bearer token)", body = ErrorBody),
+        (status = 403, description = "Not an admin, or `csrf_failed`: a session without its X-CSRF-Token", body = ErrorBody),
         (status = 422, description = "The ratio is not between 0 and 1", body = ErrorBody),
         (status = 503, description = "The store could not be written", body = ErrorBody),
     )

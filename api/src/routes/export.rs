@@ -41,7 +41,7 @@ enum Format {
 /// Once the paredão is final, the per-hour CSV hashes (SHA-256) to its digest.
 #[utoipa::path(
     get, path = "/api/paredoes/{paredao_id}/export", tag = "results",
-    security(("bearer" = [])),
+    security(("session" = []), ("bearer" = [])),
     params(("paredao_id" = String, Path, description = "The paredão id, or `current`"), ExportQuery),
     responses(
         (status = 200, description = "The export", content(

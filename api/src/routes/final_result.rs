@@ -20,7 +20,7 @@ use crate::state::AppState;
 /// per-hour CSV export (`GET …/export?format=csv&granularity=hour | sha256sum` gives it back).
 #[utoipa::path(
     get, path = "/api/paredoes/{paredao_id}/final", tag = "results",
-    security(("bearer" = [])),
+    security(("session" = []), ("bearer" = [])),
     params(("paredao_id" = String, Path, description = "The paredão id, or `current`")),
     responses(
         (status = 200, description = "The frozen result", body = FinalResult),

@@ -43,7 +43,7 @@ pub struct History {
 /// The past paredões with their final results and digests.
 #[utoipa::path(
     get, path = "/api/history", tag = "results",
-    security(("bearer" = [])),
+    security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Closed paredões, newest first", body = History),
         (status = 401, description = "Not signed in as a member of the production team", body = ErrorBody),

@@ -230,7 +230,6 @@ impl TestApp {
 // The production team's accounts and sessions
 // ---------------------------------------------------------------------------------------------
 
-
 /// A signed-in browser: its cookie and the session's CSRF token.
 pub struct SignedIn {
     pub cookie: String,
