@@ -216,9 +216,13 @@ async function loadFinal() {
   finalDigest.textContent = '';
   finalStatus.textContent = 'Apurando… (os votos aceitos até o encerramento ainda estão sendo contados)';
   const id = current.id;
-  let r;
+  // The statistics say when the result is frozen (`final`); only then is it asked for, so a
+  // paredão still draining costs no refused request (and no console error) every few seconds.
+  let r = null;
   try {
-    r = await apiGet(`/api/paredoes/${encodeURIComponent(id)}/final`);
+    const s = await apiGet(`/api/paredoes/${encodeURIComponent(id)}/stats`);
+    const frozen = s.ok && (await s.json()).final;
+    if (frozen) r = await apiGet(`/api/paredoes/${encodeURIComponent(id)}/final`);
   } catch {
     r = null;
   }
@@ -230,7 +234,7 @@ async function loadFinal() {
     finalDigest.textContent = result.digest || '';
     return;
   }
-  // 404 (not there yet) or 409 not_final (draining): ask again shortly.
+  // Not frozen yet (draining), or the request failed: ask again shortly.
   setTimeout(() => {
     if (current && current.id === id && current.state === 'closed') loadFinal();
   }, LIVE_MS);
@@ -288,8 +292,12 @@ function participantRow(participant = {}) {
   photo.addEventListener('change', () => {
     const file = photo.files?.[0];
     if (!file) return;
-    const preview = el('img', { className: 'avatar avatar--md avatar--photo', alt: '', src: URL.createObjectURL(file) });
-    avatar.replaceChildren(preview);
+    // A data: URL, which the pages' CSP allows for images (a blob: URL it does not).
+    const reader = new FileReader();
+    reader.addEventListener('load', () => {
+      avatar.replaceChildren(el('img', { className: 'avatar avatar--md avatar--photo', alt: '', src: reader.result }));
+    });
+    reader.readAsDataURL(file);
   });
   return li;
 }
