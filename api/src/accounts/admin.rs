@@ -105,7 +105,7 @@ pub async fn list_accounts(
 /// Creates an account.
 #[utoipa::path(
     post, path = "/api/admin/accounts", tag = "accounts",
-    security(("session" = []), ("bearer" = [])),
+    security(("session" = [], "csrf" = []), ("bearer" = [])),
     request_body = NewAccount,
     responses(
         (status = 201, description = "Created", body = AccountView),
@@ -146,7 +146,7 @@ pub async fn create_account(
 /// Changes an account's role or password (a new password ends its sessions).
 #[utoipa::path(
     put, path = "/api/admin/accounts/{name}", tag = "accounts",
-    security(("session" = []), ("bearer" = [])),
+    security(("session" = [], "csrf" = []), ("bearer" = [])),
     params(("name" = String, Path, description = "The account's name")),
     request_body = AccountChange,
     responses(
@@ -189,7 +189,7 @@ pub async fn update_account(
 /// Deletes an account and ends its sessions.
 #[utoipa::path(
     delete, path = "/api/admin/accounts/{name}", tag = "accounts",
-    security(("session" = []), ("bearer" = [])),
+    security(("session" = [], "csrf" = []), ("bearer" = [])),
     params(("name" = String, Path, description = "The account's name")),
     responses(
         (status = 204, description = "Deleted; its sessions have ended"),

@@ -106,5 +106,15 @@ impl utoipa::Modify for SessionAuth {
                  X-CSRF-Token with the session's csrf_token.",
             ))),
         );
+        // A scheme of its own so that Swagger UI can send it: after signing in, paste the
+        // csrf_token of GET /api/auth/session into "Authorize".
+        components.add_security_scheme(
+            "csrf",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-CSRF-Token",
+                "The csrf_token of the session (GET /api/auth/session); required with the session \
+                 cookie on every state-changing request.",
+            ))),
+        );
     }
 }

@@ -199,7 +199,7 @@ pub async fn get_session(current: CurrentSession) -> impl IntoResponse {
 /// cookie cleared. Without a session it only clears the cookie.
 #[utoipa::path(
     post, path = "/api/auth/logout", tag = "auth",
-    security(("session" = [])),
+    security(("session" = [], "csrf" = [])),
     params(("X-CSRF-Token" = String, Header, description = "The session's csrf_token")),
     responses(
         (status = 204, description = "Signed out; the cookie is cleared"),

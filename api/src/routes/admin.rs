@@ -36,7 +36,7 @@ pub async fn get_fault(_admin: AdminUser, State(state): State<AppState>) -> Resu
 /// every replica, until set back to 0. For showing errors in Graylog and Grafana on demand.
 #[utoipa::path(
     put, path = "/api/admin/fault", tag = "admin",
-    security(("session" = []), ("bearer" = [])),
+    security(("session" = [], "csrf" = []), ("bearer" = [])),
     request_body = FaultSetting,
     responses(
         (status = 200, description = "Set; every replica follows within a second", body = FaultSetting),

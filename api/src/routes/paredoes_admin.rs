@@ -172,7 +172,7 @@ pub async fn get_paredao(
 /// Creates a paredão, scheduled (or open at once if its opening has passed).
 #[utoipa::path(
     post, path = "/api/admin/paredoes", tag = "paredao-admin",
-    security(("session" = []), ("bearer" = [])),
+    security(("session" = [], "csrf" = []), ("bearer" = [])),
     request_body = NewParedao,
     responses(
         (status = 201, description = "Created", body = ParedaoView),
@@ -214,7 +214,7 @@ pub async fn create_paredao(
 /// only while it is scheduled.
 #[utoipa::path(
     put, path = "/api/admin/paredoes/{paredao_id}", tag = "paredao-admin",
-    security(("session" = []), ("bearer" = [])),
+    security(("session" = [], "csrf" = []), ("bearer" = [])),
     params(("paredao_id" = String, Path, description = "The paredão id")),
     request_body = ParedaoEdit,
     responses(
@@ -294,7 +294,7 @@ pub async fn update_paredao(
 /// Opens a scheduled paredão now (its opening becomes now; its closing stays).
 #[utoipa::path(
     post, path = "/api/admin/paredoes/{paredao_id}/open", tag = "paredao-admin",
-    security(("session" = []), ("bearer" = [])),
+    security(("session" = [], "csrf" = []), ("bearer" = [])),
     params(("paredao_id" = String, Path, description = "The paredão id")),
     responses(
         (status = 200, description = "Open; every replica takes votes within a second", body = ParedaoView),
@@ -346,7 +346,7 @@ pub async fn open_paredao(
 /// Votes already accepted are still counted.
 #[utoipa::path(
     post, path = "/api/admin/paredoes/{paredao_id}/close", tag = "paredao-admin",
-    security(("session" = []), ("bearer" = [])),
+    security(("session" = [], "csrf" = []), ("bearer" = [])),
     params(("paredao_id" = String, Path, description = "The paredão id")),
     responses(
         (status = 200, description = "Closed; every replica refuses votes within a second", body = ParedaoView),
@@ -387,7 +387,7 @@ pub async fn close_paredao(
 /// the participant's `photo_url` becomes `/fotos/<paredao>/<participant>-<hash>.jpg`.
 #[utoipa::path(
     put, path = "/api/admin/paredoes/{paredao_id}/participants/{participant_id}/photo", tag = "paredao-admin",
-    security(("session" = []), ("bearer" = [])),
+    security(("session" = [], "csrf" = []), ("bearer" = [])),
     params(
         ("paredao_id" = String, Path, description = "The paredão id"),
         ("participant_id" = String, Path, description = "The participant id"),

@@ -19,6 +19,20 @@ async fn the_openapi_spec_documents_every_route_and_swagger_ui_is_served() {
     }
     assert!(paths["/api/paredoes/{paredao_id}/votes"]["post"]["responses"]["503"].is_object());
 
+    // Swagger UI can act as a signed-in team member: the browser sends the session cookie, and
+    // "Authorize" takes the CSRF token that every change needs with it.
+    let schemes = &spec["components"]["securitySchemes"];
+    assert_eq!(schemes["session"]["in"], "cookie", "{schemes}");
+    assert_eq!(schemes["csrf"]["in"], "header", "{schemes}");
+    assert_eq!(schemes["csrf"]["name"], "X-CSRF-Token", "{schemes}");
+    let open = &paths["/api/admin/paredoes/{paredao_id}/open"]["post"]["security"];
+    assert!(
+        open.as_array().unwrap().iter().any(|r| r.get("session").is_some() && r.get("csrf").is_some()),
+        "a change takes the session with its CSRF token: {open}"
+    );
+    let stats = &paths["/api/paredoes/{paredao_id}/stats"]["get"]["security"];
+    assert!(stats.as_array().unwrap().iter().any(|r| r.get("session").is_some()), "{stats}");
+
     let r = app.client.get(app.url("/swagger/")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
