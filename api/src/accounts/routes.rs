@@ -199,7 +199,9 @@ pub async fn get_session(current: CurrentSession) -> impl IntoResponse {
 /// cookie cleared. Without a session it only clears the cookie.
 #[utoipa::path(
     post, path = "/api/auth/logout", tag = "auth",
-    security(("session" = [], "csrf" = [])),
+    // Optional: without a session it only clears a stale cookie (204), which a page may always
+    // ask for; with one, the CSRF token goes with it (403 otherwise).
+    security((), ("session" = [], "csrf" = [])),
     params(("X-CSRF-Token" = String, Header, description = "The session's csrf_token")),
     responses(
         (status = 204, description = "Signed out; the cookie is cleared"),

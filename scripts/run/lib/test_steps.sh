@@ -193,6 +193,9 @@ dashboard_queries() {
 #   - /api/admin/fault (401 without the token, which is not given) skips the fuzzing phase:
 #     generating its bodies trips a CPython 3.11.7 bug in hypothesis ("AST constructor recursion
 #     depth mismatch"); examples, coverage and stateful phases still cover it.
+#   - the photo upload (a raw image/jpeg|png|webp body) skips the fuzzing phase too: schemathesis
+#     has no generator for image bodies ("Serialization not possible"); api/tests/api/photos.rs
+#     sends it real, oversized, mistyped and non-image bodies.
 SCHEMATHESIS_MAX_EXAMPLES="${PAREDAO_SCHEMATHESIS_MAX_EXAMPLES:-100}"
 schemathesis_tests() {
     local venv="$REPO/.venv-schemathesis"
@@ -211,7 +214,7 @@ schemathesis_tests() {
     timeout 240 "$venv/bin/schemathesis" run "$base/api-docs/openapi.json" --url "$base" "${common[@]}" \
         --exclude-path-regex '^/health/' --phases examples,coverage,stateful || rc=1
     timeout 240 "$venv/bin/schemathesis" run "$base/api-docs/openapi.json" --url "$base" "${common[@]}" \
-        --exclude-path-regex '^/health/|^/api/admin/fault$' --phases fuzzing || rc=1
+        --exclude-path-regex '^/health/|^/api/admin/fault$|/photo$' --phases fuzzing || rc=1
     log "schemathesis on a replica ($replica): /health/*"
     timeout 120 "$venv/bin/schemathesis" run "$base/api-docs/openapi.json" --url "$replica" "${common[@]}" \
         --include-path-regex '^/health/' || rc=1
