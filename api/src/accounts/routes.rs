@@ -202,7 +202,6 @@ pub async fn get_session(current: CurrentSession) -> impl IntoResponse {
     // Optional: without a session it only clears a stale cookie (204), which a page may always
     // ask for; with one, the CSRF token goes with it (403 otherwise).
     security((), ("session" = [], "csrf" = [])),
-    params(("X-CSRF-Token" = String, Header, description = "The session's csrf_token")),
     responses(
         (status = 204, description = "Signed out; the cookie is cleared"),
         (status = 403, description = "`csrf_failed`: the X-CSRF-Token header is missing or wrong", body = ErrorBody),
